@@ -1,0 +1,208 @@
+"""Events of one or several stores in pour order, read page by page.
+
+Pour order: ascending *pour timestamp*, then event store id, then aggregate id, then version.
+An event's pour timestamp is its own timestamp, or the latest timestamp of the earlier
+versions of its aggregate when that is later (clock skew), so that one aggregate's events are
+always poured in version order. For stores written by Castore it is simply the timestamp.
+Timestamp filters apply to the pour timestamp. Ids compare by Unicode code point.
+
+Two ways to produce it:
+- ``merge_aggregates``: works on any store. Aggregates are listed by initial event timestamp;
+  an aggregate is opened when the pour reaches its initial timestamp, and a heap keyed on each
+  open aggregate's next event picks what comes next. Each open aggregate holds at most one page
+  of events, and all of them together at most ``max_buffered_events`` (pages over the cap are
+  dropped and fetched again when needed).
+- ``merge_scans``: when every store streams its own events in pour order
+  (:class:`TimeOrderedEventStore`), their streams are merged as they come.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from airflow_provider_castore_dam.dam.inputs import ListAggregateIdsOptions, TimeRange
+from airflow_provider_castore_dam.dam.reading import EVENTS_PAGE_SIZE, iter_aggregate_ids
+from airflow_provider_castore_dam.dam.results import ScanInfos, empty_scan_infos, record_scanned
+from airflow_provider_castore_dam.protocols import (
+    EventDetail,
+    EventStore,
+    ScannedAggregate,
+    TimeOrderedEventStore,
+)
+
+MAX_BUFFERED_EVENTS = 10_000
+"""Events held in memory across all open aggregates by the merge path."""
+
+PourKey = tuple[str, str, str, int]
+"""(pour timestamp, event store id, aggregate id, version): the pour order."""
+
+
+@dataclass(eq=False)
+class _OpenAggregate:
+    """An aggregate the merge has reached: its next unread version and a page of its events."""
+
+    store: EventStore
+    aggregate_id: str
+    floor: str
+    """Latest timestamp poured so far for this aggregate; a lower bound of what comes next."""
+    next_version: int = 1
+    buffer: deque[EventDetail] = field(default_factory=deque)
+    exhausted: bool = False
+
+    def key(self) -> PourKey:
+        store_id = self.store.event_store_id
+        if self.buffer:
+            head = self.buffer[0]
+            return (
+                max(self.floor, head["timestamp"]),
+                store_id,
+                self.aggregate_id,
+                head["version"],
+            )
+        return (self.floor, store_id, self.aggregate_id, self.next_version)
+
+    def fetch(self, page_size: int) -> int:
+        page = self.store.get_events(
+            self.aggregate_id, min_version=self.next_version, limit=page_size
+        )
+        self.buffer.extend(page)
+        self.exhausted = len(page) < page_size
+        return len(page)
+
+    def take(self) -> EventDetail:
+        event = self.buffer.popleft()
+        self.floor = max(self.floor, event["timestamp"])
+        self.next_version = event["version"] + 1
+        return event
+
+    def drop_buffer(self) -> int:
+        dropped = len(self.buffer)
+        self.buffer.clear()
+        self.exhausted = False
+        return dropped
+
+
+@dataclass(eq=False)
+class EventMerge:
+    """Merge path: pour order over stores that can only list aggregates and get events."""
+
+    stores: Sequence[EventStore]
+    time_range: TimeRange
+    page_size: int = EVENTS_PAGE_SIZE
+    max_buffered_events: int = MAX_BUFFERED_EVENTS
+    scans: dict[str, ScanInfos] = field(init=False)
+    buffered_events: int = field(init=False, default=0)
+    """Events currently held in memory; never above ``max_buffered_events + page_size``."""
+
+    def __post_init__(self) -> None:
+        self.scans = {store.event_store_id: empty_scan_infos() for store in self.stores}
+
+    def _listing(self) -> Iterator[tuple[EventStore, ScannedAggregate]]:
+        options = ListAggregateIdsOptions(initial_event_before=self.time_range.end)
+
+        def listing(store: EventStore) -> Iterator[tuple[EventStore, ScannedAggregate]]:
+            for aggregate in iter_aggregate_ids(store, options):
+                yield store, aggregate
+
+        return heapq.merge(
+            *(listing(store) for store in self.stores),
+            key=lambda item: item[1]["initial_event_timestamp"],
+        )
+
+    def __iter__(self) -> Iterator[tuple[str, EventDetail]]:
+        listing = self._listing()
+        upcoming = next(listing, None)
+        heap: list[tuple[PourKey, int, _OpenAggregate]] = []
+        order = itertools.count()
+        while True:
+            while upcoming is not None and (
+                not heap or upcoming[1]["initial_event_timestamp"] <= heap[0][0][0]
+            ):
+                store, aggregate = upcoming
+                record_scanned(self.scans[store.event_store_id], aggregate)
+                opened = _OpenAggregate(
+                    store, aggregate["aggregate_id"], floor=aggregate["initial_event_timestamp"]
+                )
+                heapq.heappush(heap, (opened.key(), next(order), opened))
+                upcoming = next(listing, None)
+            if not heap:
+                return
+            key, rank, current = heap[0]
+            if self.time_range.end is not None and key[0] > self.time_range.end:
+                return
+            if not current.buffer:
+                fetched = current.fetch(self.page_size)
+                self.buffered_events += fetched
+                if not fetched:
+                    heapq.heappop(heap)
+                elif current.key() != key:
+                    heapq.heapreplace(heap, (current.key(), rank, current))
+                excess = self.buffered_events - self.max_buffered_events // 2
+                if self.buffered_events > self.max_buffered_events:
+                    self.buffered_events -= self._drop_buffers(heap, excess)
+                continue
+            event = current.take()
+            self.buffered_events -= 1
+            if self.time_range.start is None or current.floor >= self.time_range.start:
+                yield current.store.event_store_id, event
+            if current.buffer or not current.exhausted:
+                heapq.heapreplace(heap, (current.key(), rank, current))
+            else:
+                heapq.heappop(heap)
+
+    @staticmethod
+    def _drop_buffers(heap: list[tuple[PourKey, int, _OpenAggregate]], target: int) -> int:
+        """Drop pages of the aggregates needed last (the heap's tail) until ``target`` events
+        are freed; the heap keys stay exact, so order is unchanged."""
+        dropped = 0
+        for _, _, aggregate in reversed(heap[1:]):
+            if dropped >= target:
+                break
+            dropped += aggregate.drop_buffer()
+        return dropped
+
+
+def merge_scans(
+    stores: Sequence[TimeOrderedEventStore], time_range: TimeRange
+) -> Iterator[tuple[str, EventDetail]]:
+    """Native path: merge the stores' own time-ordered scans."""
+
+    def keyed(store: TimeOrderedEventStore) -> Iterator[tuple[PourKey, EventDetail]]:
+        store_id = store.event_store_id
+        for scanned in store.scan_events(
+            from_timestamp=time_range.start, to_timestamp=time_range.end
+        ):
+            event = scanned.event
+            yield (scanned.pour_timestamp, store_id, event["aggregateId"], event["version"]), event
+
+    for key, event in heapq.merge(*(keyed(store) for store in stores)):
+        yield key[1], event
+
+
+def scanned_aggregates(store: EventStore, time_range: TimeRange) -> ScanInfos:
+    """First and last aggregate a listing bounded by ``time_range.end`` would scan."""
+    first = store.list_aggregate_ids(limit=1, initial_event_before=time_range.end).aggregate_ids
+    last = store.list_aggregate_ids(
+        limit=1, initial_event_before=time_range.end, reverse=True
+    ).aggregate_ids
+    return {
+        "first_scanned_aggregate": first[0] if first else None,
+        "last_scanned_aggregate": last[0] if last else None,
+    }
+
+
+def events_in_pour_order(
+    stores: Sequence[EventStore], time_range: TimeRange
+) -> tuple[Iterator[tuple[str, EventDetail]], dict[str, ScanInfos]]:
+    """The pour-ordered events of ``stores`` and their scan infos (filled as events are read
+    on the merge path, known up front on the native path)."""
+    scanning = [store for store in stores if isinstance(store, TimeOrderedEventStore)]
+    if len(scanning) == len(stores):
+        scans = {store.event_store_id: scanned_aggregates(store, time_range) for store in stores}
+        return merge_scans(scanning, time_range), scans
+    merge = EventMerge(stores, time_range)
+    return iter(merge), merge.scans

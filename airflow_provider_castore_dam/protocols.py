@@ -1,0 +1,108 @@
+"""What the pour engine needs from an event store and a message channel, and nothing more.
+
+Stores (``stores/``) and channels (``channels/``) implement these protocols; the engine (``dam/``)
+only ever talks to them through these methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypedDict, runtime_checkable
+
+EventDetail = dict[str, Any]
+"""A Castore event detail, camelCase keys exactly as stored: ``aggregateId``, ``version``,
+``type``, ``timestamp`` and, when present, ``payload``, ``metadata``."""
+
+Message = dict[str, Any]
+"""A Castore message: ``{"eventStoreId", "event"}`` (notification) or
+``{"eventStoreId", "aggregateId", "initialEventTimestamp"}`` (aggregate exists)."""
+
+
+class ScannedAggregate(TypedDict):
+    aggregate_id: str
+    initial_event_timestamp: str
+
+
+@dataclass(frozen=True)
+class AggregateIdsPage:
+    aggregate_ids: list[ScannedAggregate]
+    next_page_token: str | None = None
+
+
+@dataclass(frozen=True)
+class ScannedEvent:
+    """An event of a time-ordered scan with the timestamp that places it in the pour order.
+
+    ``pour_timestamp`` is the event's timestamp, or the latest timestamp among the earlier
+    versions of its aggregate when that is later (clock skew), so an aggregate's events stay
+    in version order.
+    """
+
+    pour_timestamp: str
+    event: EventDetail = field(compare=False)
+
+
+class EventStore(Protocol):
+    """The read side of a Castore event store."""
+
+    @property
+    def event_store_id(self) -> str: ...
+
+    def list_aggregate_ids(
+        self,
+        *,
+        limit: int | None = None,
+        page_token: str | None = None,
+        initial_event_after: str | None = None,
+        initial_event_before: str | None = None,
+        reverse: bool = False,
+    ) -> AggregateIdsPage:
+        """One page of aggregates ordered by initial event timestamp (ties in a fixed order).
+
+        Bounds are inclusive timestamps in Castore's form. ``page_token`` comes from the
+        previous page, called with the same other arguments; paging never skips or repeats
+        an aggregate.
+        """
+        ...
+
+    def get_events(
+        self,
+        aggregate_id: str,
+        *,
+        min_version: int | None = None,
+        max_version: int | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> list[EventDetail]:
+        """Events of one aggregate in version order (descending with ``reverse``)."""
+        ...
+
+
+@runtime_checkable
+class TimeOrderedEventStore(EventStore, Protocol):
+    """An event store that can stream all its events in pour order by itself."""
+
+    def scan_events(
+        self, *, from_timestamp: str | None = None, to_timestamp: str | None = None
+    ) -> Iterator[ScannedEvent]:
+        """Every event whose pour timestamp lies within the inclusive bounds, streamed in
+        ``(pour_timestamp, aggregate_id, version)`` order with bounded memory."""
+        ...
+
+
+class MessageChannel(Protocol):
+    """The write side: where poured messages go."""
+
+    @property
+    def max_batch_size(self) -> int:
+        """Most messages one ``publish_messages`` call accepts."""
+        ...
+
+    def publish_messages(self, messages: Sequence[Message], *, replay: bool) -> None:
+        """Publish messages in order; return only once the channel confirmed every one.
+
+        Raises :class:`~airflow_provider_castore_dam.errors.MessageChannelError` (with the
+        number of confirmed messages) when some could not be confirmed.
+        """
+        ...

@@ -1,0 +1,19 @@
+# Sourced by scripts/demo and scripts/test: creates .venv and installs the project with the
+# given extras, again only when pyproject.toml or the extras changed.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+python="${PYTHON:-python3}"
+extras="$1"
+if [[ ! -x .venv/bin/python ]]; then
+  "$python" -m venv .venv
+fi
+stamp=".venv/.installed-$(cat pyproject.toml <(echo "$extras") | sha256sum | cut -c1-16)"
+if [[ ! -f $stamp ]]; then
+  echo "Installing airflow-provider-castore-dam${extras:+[$extras]} into .venv (first run takes a few minutes)..."
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
+export PATH="$root/.venv/bin:$PATH"
