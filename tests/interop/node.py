@@ -1,0 +1,52 @@
+"""Running Castore itself (Node.js scripts in this folder) from the tests.
+
+Without Node.js the conformance tests skip with a reason on a developer's machine; when ``CI``
+is set they fail instead, so CI can never pass without them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+INTEROP = Path(__file__).parent
+
+
+def require_castore() -> None:
+    """Skip (or fail under CI) when Node.js is missing; install the pinned packages if needed."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        reason = "Node.js and npm are needed to run Castore 2.4.2 for the conformance tests"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}, and CI is set")
+        pytest.skip(reason)
+    if not (INTEROP / "node_modules" / "@castore" / "core").is_dir():
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=INTEROP,
+            check=True,
+        )
+
+
+def run_castore(script: str, env: dict[str, str], stdin: Any = None, timeout: float = 180) -> Any:
+    """Run ``node <script>`` in this folder with ``env`` added; return its stdout parsed as JSON."""
+    require_castore()
+    completed = subprocess.run(
+        ["node", script],
+        cwd=INTEROP,
+        env={**os.environ, **env},
+        input=None if stdin is None else json.dumps(stdin),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if completed.returncode != 0:
+        raise AssertionError(
+            f"node {script} exited {completed.returncode}:\n{completed.stderr}\n{completed.stdout}"
+        )
+    return json.loads(completed.stdout)
