@@ -39,3 +39,7 @@ class PourInterruptedError(CastoreDamError):
     def __init__(self, message: str, *, result: dict[str, Any]) -> None:
         super().__init__(message)
         self.result = result
+
+
+class PourStoppedError(CastoreDamError):
+    """A pour was stopped on request (:meth:`PourProgress.stop`) between two publish calls."""

@@ -12,6 +12,7 @@ from airflow_provider_castore_dam.dam.pour_event_store_collection_events import 
     pour_event_store_collection_events,
 )
 from airflow_provider_castore_dam.dam.pour_event_store_events import pour_event_store_events
+from airflow_provider_castore_dam.dam.progress import PourProgress, ProgressReport
 from airflow_provider_castore_dam.errors import (
     CastoreDamError,
     InvalidPourInputError,
@@ -24,6 +25,8 @@ __all__ = [
     "InvalidPourInputError",
     "MessageChannelError",
     "PourInterruptedError",
+    "PourProgress",
+    "ProgressReport",
     "pour_aggregate_events",
     "pour_event_store_aggregate_ids",
     "pour_event_store_collection_events",

@@ -4,18 +4,22 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from airflow_provider_castore_dam.errors import MessageChannelError, PourInterruptedError
+from airflow_provider_castore_dam.errors import (
+    MessageChannelError,
+    PourInterruptedError,
+    PourStoppedError,
+)
 
 
 @contextmanager
 def interrupted_by_channel(result: Callable[[], Mapping[str, Any]]) -> Iterator[None]:
-    """Turn a channel failure into :class:`PourInterruptedError` carrying the partial result."""
+    """Turn a channel failure or a stop request into :class:`PourInterruptedError` carrying
+    the partial result."""
     try:
         yield
-    except MessageChannelError as error:
+    except (MessageChannelError, PourStoppedError) as error:
         partial = dict(result())
+        cause = "stopped on request" if isinstance(error, PourStoppedError) else "interrupted"
         raise PourInterruptedError(
-            f"pour interrupted by the message channel: {error}; "
-            f"confirmed before the failure: {partial}",
-            result=partial,
+            f"pour {cause}: {error}; confirmed before that: {partial}", result=partial
         ) from error

@@ -12,6 +12,7 @@ from airflow_provider_castore_dam.dam.inputs import (
 from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
 from airflow_provider_castore_dam.dam.messages import notification_message
 from airflow_provider_castore_dam.dam.pourer import MessagePourer
+from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.reading import iter_aggregate_events
 from airflow_provider_castore_dam.dam.results import AggregateEventsPourResult
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
@@ -24,6 +25,8 @@ def pour_aggregate_events(
     options: Mapping[str, Any] | None = None,
     filters: Mapping[str, Any] | None = None,
     rate_limit: float | None = None,
+    *,
+    progress: PourProgress | None = None,
 ) -> AggregateEventsPourResult:
     """Publish the events of one aggregate, in version order (descending with ``reverse``).
 
@@ -34,7 +37,7 @@ def pour_aggregate_events(
     aggregate_id = parse_aggregate_id(aggregate_id)
     events_options = parse_get_events_options(options)
     time_range = parse_filters(filters)
-    pourer = MessagePourer(message_channel, parse_rate_limit(rate_limit))
+    pourer = MessagePourer(message_channel, parse_rate_limit(rate_limit), progress)
 
     def result() -> AggregateEventsPourResult:
         first, last = pourer.first_poured, pourer.last_poured

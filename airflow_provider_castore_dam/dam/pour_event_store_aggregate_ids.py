@@ -10,6 +10,7 @@ from airflow_provider_castore_dam.dam.inputs import (
 from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
 from airflow_provider_castore_dam.dam.messages import aggregate_exists_message
 from airflow_provider_castore_dam.dam.pourer import MessagePourer
+from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.reading import iter_aggregate_ids
 from airflow_provider_castore_dam.dam.results import (
     AggregateIdsPourResult,
@@ -24,6 +25,8 @@ def pour_event_store_aggregate_ids(
     message_channel: MessageChannel,
     options: Mapping[str, Any] | None = None,
     rate_limit: float | None = None,
+    *,
+    progress: PourProgress | None = None,
 ) -> AggregateIdsPourResult:
     """Publish an aggregate-exists message for every aggregate of ``event_store``.
 
@@ -32,7 +35,7 @@ def pour_event_store_aggregate_ids(
     ``initial_event_before`` (inclusive), ``reverse``.
     """
     list_options = parse_list_aggregate_ids_options(options)
-    pourer = MessagePourer(message_channel, parse_rate_limit(rate_limit))
+    pourer = MessagePourer(message_channel, parse_rate_limit(rate_limit), progress)
     scan_infos = empty_scan_infos()
 
     def result() -> AggregateIdsPourResult:

@@ -12,6 +12,7 @@ from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
 from airflow_provider_castore_dam.dam.messages import notification_message
 from airflow_provider_castore_dam.dam.ordering import events_in_pour_order
 from airflow_provider_castore_dam.dam.pourer import MessagePourer
+from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.results import CollectionEventsPourResult
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
 
@@ -21,12 +22,14 @@ def pour_event_store_collection_events(
     message_channel: MessageChannel,
     filters: Mapping[str, Any] | None = None,
     rate_limit: float | None = None,
+    *,
+    progress: PourProgress | None = None,
 ) -> CollectionEventsPourResult:
     """Publish the events of several stores merged in one pour order (see :mod:`.ordering`);
     equal pour timestamps are broken by event store id."""
     stores = parse_event_stores(event_stores)
     time_range = parse_filters(filters)
-    pourer = MessagePourer(message_channel, parse_rate_limit(rate_limit))
+    pourer = MessagePourer(message_channel, parse_rate_limit(rate_limit), progress)
     events, scans = events_in_pour_order(stores, time_range)
 
     def result() -> CollectionEventsPourResult:

@@ -8,6 +8,7 @@ from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
 from airflow_provider_castore_dam.dam.messages import notification_message
 from airflow_provider_castore_dam.dam.ordering import events_in_pour_order
 from airflow_provider_castore_dam.dam.pourer import MessagePourer
+from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.results import EventStoreEventsPourResult
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
 
@@ -17,6 +18,8 @@ def pour_event_store_events(
     message_channel: MessageChannel,
     filters: Mapping[str, Any] | None = None,
     rate_limit: float | None = None,
+    *,
+    progress: PourProgress | None = None,
 ) -> EventStoreEventsPourResult:
     """Publish every event of ``event_store`` in pour order (see :mod:`.ordering`).
 
@@ -24,7 +27,7 @@ def pour_event_store_events(
     event is not after ``to``.
     """
     time_range = parse_filters(filters)
-    pourer = MessagePourer(message_channel, parse_rate_limit(rate_limit))
+    pourer = MessagePourer(message_channel, parse_rate_limit(rate_limit), progress)
     events, scans = events_in_pour_order([event_store], time_range)
     scan_infos = scans[event_store.event_store_id]
 

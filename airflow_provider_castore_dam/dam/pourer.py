@@ -6,7 +6,8 @@ import math
 import time
 from collections.abc import Callable
 
-from airflow_provider_castore_dam.errors import MessageChannelError
+from airflow_provider_castore_dam.dam.progress import PourProgress
+from airflow_provider_castore_dam.errors import MessageChannelError, PourStoppedError
 from airflow_provider_castore_dam.protocols import Message, MessageChannel
 
 
@@ -54,8 +55,14 @@ class MessagePourer:
     confirmed.
     """
 
-    def __init__(self, channel: MessageChannel, rate_limit: float | None) -> None:
+    def __init__(
+        self,
+        channel: MessageChannel,
+        rate_limit: float | None,
+        progress: PourProgress | None = None,
+    ) -> None:
         self._channel = channel
+        self._progress = progress
         self._batch_size = batch_size_for(rate_limit, channel.max_batch_size)
         self._pacer = None if rate_limit is None else Pacer(rate_limit)
         self._batch: list[Message] = []
@@ -72,6 +79,8 @@ class MessagePourer:
         if not self._batch:
             return
         batch, self._batch = self._batch, []
+        if self._progress is not None and self._progress.stopped:
+            raise PourStoppedError(f"pour stopped on request after {self.poured_count} messages")
         if self._pacer is not None:
             self._pacer.wait(len(batch))
         try:
@@ -82,3 +91,5 @@ class MessagePourer:
         self.poured_count += len(batch)
         self.first_poured = self.first_poured or batch[0]
         self.last_poured = batch[-1]
+        if self._progress is not None:
+            self._progress.record(self.poured_count)
