@@ -6,9 +6,9 @@ only ever talks to them through these methods.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypedDict, runtime_checkable
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol, TypedDict, runtime_checkable
 
 EventDetail = dict[str, Any]
 """A Castore event detail, camelCase keys exactly as stored: ``aggregateId``, ``version``,
@@ -30,8 +30,7 @@ class AggregateIdsPage:
     next_page_token: str | None = None
 
 
-@dataclass(frozen=True)
-class ScannedEvent:
+class ScannedEvent(NamedTuple):
     """An event of a time-ordered scan with the timestamp that places it in the pour order.
 
     ``pour_timestamp`` is the event's timestamp, or the latest timestamp among the earlier
@@ -40,7 +39,7 @@ class ScannedEvent:
     """
 
     pour_timestamp: str
-    event: EventDetail = field(compare=False)
+    event: EventDetail
 
 
 class EventStore(Protocol):
@@ -89,6 +88,27 @@ class TimeOrderedEventStore(EventStore, Protocol):
         """Every event whose pour timestamp lies within the inclusive bounds, streamed in
         ``(pour_timestamp, aggregate_id, version)`` order with bounded memory."""
         ...
+
+
+@runtime_checkable
+class PrefetchingEventStore(EventStore, Protocol):
+    """An event store that can start fetching several aggregates' events ahead of need.
+
+    ``prefetch_events(ids, **options)`` returns at once; a later ``get_events(id, **options)``
+    with the same arguments returns the prefetched events (or raises the prefetch's error).
+    Prefetching is only a hint: the store may drop prefetched results, never serves them for
+    other arguments, and ``get_events`` stays correct whether or not it was called.
+    """
+
+    def prefetch_events(
+        self,
+        aggregate_ids: Iterable[str],
+        *,
+        min_version: int | None = None,
+        max_version: int | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> None: ...
 
 
 class MessageChannel(Protocol):

@@ -7,11 +7,13 @@ always poured in version order. For stores written by Castore it is simply the t
 Timestamp filters apply to the pour timestamp. Ids compare by Unicode code point.
 
 Two ways to produce it:
-- ``merge_aggregates``: works on any store. Aggregates are listed by initial event timestamp;
+- ``EventMerge``: works on any store. Aggregates are listed by initial event timestamp;
   an aggregate is opened when the pour reaches its initial timestamp, and a heap keyed on each
   open aggregate's next event picks what comes next. Each open aggregate holds at most one page
   of events, and all of them together at most ``max_buffered_events`` (pages over the cap are
-  dropped and fetched again when needed).
+  dropped and fetched again when needed). Stores that can fetch ahead
+  (:class:`PrefetchingEventStore`) are told the first pages of the next ``prefetch_ahead``
+  listed aggregates, which they fetch concurrently.
 - ``merge_scans``: when every store streams its own events in pour order
   (:class:`TimeOrderedEventStore`), their streams are merged as they come.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from airflow_provider_castore_dam.dam.inputs import ListAggregateIdsOptions, TimeRange
@@ -30,12 +32,17 @@ from airflow_provider_castore_dam.dam.results import ScanInfos, empty_scan_infos
 from airflow_provider_castore_dam.protocols import (
     EventDetail,
     EventStore,
+    PrefetchingEventStore,
     ScannedAggregate,
+    ScannedEvent,
     TimeOrderedEventStore,
 )
 
 MAX_BUFFERED_EVENTS = 10_000
 """Events held in memory across all open aggregates by the merge path."""
+
+PREFETCH_AHEAD = 32
+"""Aggregates whose first page a :class:`PrefetchingEventStore` fetches ahead of the merge."""
 
 PourKey = tuple[str, str, str, int]
 """(pour timestamp, event store id, aggregate id, version): the pour order."""
@@ -94,6 +101,7 @@ class EventMerge:
     time_range: TimeRange
     page_size: int = EVENTS_PAGE_SIZE
     max_buffered_events: int = MAX_BUFFERED_EVENTS
+    prefetch_ahead: int = PREFETCH_AHEAD
     scans: dict[str, ScanInfos] = field(init=False)
     buffered_events: int = field(init=False, default=0)
     """Events currently held in memory; never above ``max_buffered_events + page_size``."""
@@ -113,8 +121,37 @@ class EventMerge:
             key=lambda item: item[1]["initial_event_timestamp"],
         )
 
+    def _read_ahead(
+        self, listing: Iterator[tuple[EventStore, ScannedAggregate]]
+    ) -> Iterator[tuple[EventStore, ScannedAggregate]]:
+        """The listing, telling prefetching stores which first pages will be asked for next.
+
+        Every listed aggregate is opened and its first page fetched with exactly these
+        arguments, so nothing prefetched is wasted."""
+        ahead: deque[tuple[EventStore, ScannedAggregate]] = deque()
+        exhausted = False
+        while True:
+            upcoming: dict[int, tuple[PrefetchingEventStore, list[str]]] = {}
+            while not exhausted and len(ahead) <= self.prefetch_ahead:
+                item = next(listing, None)
+                if item is None:
+                    exhausted = True
+                    break
+                ahead.append(item)
+                store, aggregate = item
+                if isinstance(store, PrefetchingEventStore):
+                    upcoming.setdefault(id(store), (store, []))[1].append(aggregate["aggregate_id"])
+            for store, aggregate_ids in upcoming.values():
+                store.prefetch_events(aggregate_ids, min_version=1, limit=self.page_size)
+            if not ahead:
+                return
+            yield ahead.popleft()
+
     def __iter__(self) -> Iterator[tuple[str, EventDetail]]:
-        listing = self._listing()
+        return self.events()
+
+    def events(self) -> Generator[tuple[str, EventDetail]]:
+        listing = self._read_ahead(self._listing())
         upcoming = next(listing, None)
         heap: list[tuple[PourKey, int, _OpenAggregate]] = []
         order = itertools.count()
@@ -168,19 +205,37 @@ class EventMerge:
 
 def merge_scans(
     stores: Sequence[TimeOrderedEventStore], time_range: TimeRange
-) -> Iterator[tuple[str, EventDetail]]:
-    """Native path: merge the stores' own time-ordered scans."""
+) -> Generator[tuple[str, EventDetail]]:
+    """Native path: merge the stores' own time-ordered scans (one store's passes through).
 
-    def keyed(store: TimeOrderedEventStore) -> Iterator[tuple[PourKey, EventDetail]]:
-        store_id = store.event_store_id
-        for scanned in store.scan_events(
-            from_timestamp=time_range.start, to_timestamp=time_range.end
-        ):
-            event = scanned.event
-            yield (scanned.pour_timestamp, store_id, event["aggregateId"], event["version"]), event
+    Closing this iterator closes the stores' scans, releasing their connections."""
+    scans = [
+        store.scan_events(from_timestamp=time_range.start, to_timestamp=time_range.end)
+        for store in stores
+    ]
+    try:
+        if len(stores) == 1:
+            store_id = stores[0].event_store_id
+            for scanned in scans[0]:
+                yield store_id, scanned.event
+            return
 
-    for key, event in heapq.merge(*(keyed(store) for store in stores)):
-        yield key[1], event
+        def keyed(
+            store_id: str, scan: Iterator[ScannedEvent]
+        ) -> Iterator[tuple[PourKey, EventDetail]]:
+            for pour_timestamp, event in scan:
+                yield (pour_timestamp, store_id, event["aggregateId"], event["version"]), event
+
+        merged = heapq.merge(
+            *(keyed(store.event_store_id, scan) for store, scan in zip(stores, scans, strict=True))
+        )
+        for key, event in merged:
+            yield key[1], event
+    finally:
+        for scan in scans:
+            close = getattr(scan, "close", None)
+            if close is not None:
+                close()
 
 
 def scanned_aggregates(store: EventStore, time_range: TimeRange) -> ScanInfos:
@@ -197,7 +252,7 @@ def scanned_aggregates(store: EventStore, time_range: TimeRange) -> ScanInfos:
 
 def events_in_pour_order(
     stores: Sequence[EventStore], time_range: TimeRange
-) -> tuple[Iterator[tuple[str, EventDetail]], dict[str, ScanInfos]]:
+) -> tuple[Generator[tuple[str, EventDetail]], dict[str, ScanInfos]]:
     """The pour-ordered events of ``stores`` and their scan infos (filled as events are read
     on the merge path, known up front on the native path)."""
     scanning = [store for store in stores if isinstance(store, TimeOrderedEventStore)]
@@ -205,4 +260,4 @@ def events_in_pour_order(
         scans = {store.event_store_id: scanned_aggregates(store, time_range) for store in stores}
         return merge_scans(scanning, time_range), scans
     merge = EventMerge(stores, time_range)
-    return iter(merge), merge.scans
+    return merge.events(), merge.scans

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import closing
 from typing import Any
 
 from airflow_provider_castore_dam.dam.inputs import parse_filters, parse_rate_limit
@@ -34,7 +35,7 @@ def pour_event_store_events(
     def result() -> EventStoreEventsPourResult:
         return {"poured_event_count": pourer.poured_count, **scan_infos}
 
-    with interrupted_by_channel(result):
+    with interrupted_by_channel(result), closing(events):
         for event_store_id, event in events:
             pourer.pour(notification_message(event_store_id, event))
         pourer.flush()
