@@ -1,0 +1,50 @@
+"""boto3 clients for the AWS channels: given, or built from a session, region and endpoint."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from airflow_provider_castore_dam.errors import InvalidPourInputError
+
+_QUEUE_URL_REGION = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
+
+
+def region_from_queue_url(queue_url: str) -> str | None:
+    """The region in an AWS SQS queue URL (``https://sqs.<region>.amazonaws.com/...``)."""
+    match = _QUEUE_URL_REGION.match(queue_url)
+    return match.group(1) if match else None
+
+
+def build_client(
+    service_name: str,
+    *,
+    client: Any,
+    session: Any,
+    region_name: str | None,
+    endpoint_url: str | None,
+    config_options: dict[str, Any] | None = None,
+) -> Any:
+    """``client`` when given, else a client of ``session`` (default: a new boto3 session).
+
+    Clients built here make a single attempt per request (botocore's own retries are off): the
+    channels retry through :mod:`.batch_retry`, within their retry budget. A given client keeps
+    its own configuration.
+    """
+    if client is not None:
+        if session is not None or region_name is not None or endpoint_url is not None:
+            raise InvalidPourInputError(
+                "pass either client, or session / region_name / endpoint_url, not both"
+            )
+        return client
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as error:  # pragma: no cover - depends on the install
+        raise ImportError(
+            "the AWS channels need boto3: pip install 'airflow-provider-castore-dam[aws]'"
+        ) from error
+    config = Config(retries={"mode": "standard", "total_max_attempts": 1}, **(config_options or {}))
+    return (session or boto3.session.Session()).client(
+        service_name, region_name=region_name, endpoint_url=endpoint_url, config=config
+    )
