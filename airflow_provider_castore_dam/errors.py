@@ -43,3 +43,7 @@ class PourInterruptedError(CastoreDamError):
 
 class PourStoppedError(CastoreDamError):
     """A pour was stopped on request (:meth:`PourProgress.stop`) between two publish calls."""
+
+
+class ConnectionConfigError(CastoreDamError, ValueError):
+    """An Airflow connection cannot describe an event store or a message channel."""

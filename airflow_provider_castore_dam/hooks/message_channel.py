@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_castore_dam.hooks.connection_fields import ConnectionFields, aws_client
+from airflow_provider_castore_dam.protocols import MessageChannel
+
+MESSAGE_CHANNEL_KINDS = ("sqs", "eventbridge", "in-memory")
+FIFO_DEDUPLICATIONS = ("castore", "run")
+
+
+class CastoreMessageChannelHook(BaseHook):
+    """The message channel described by a ``castore_message_channel`` connection.
+
+    ``kind`` picks it: ``sqs`` (``queue_url``, ``fifo_deduplication``), ``eventbridge``
+    (``event_bus_name``) or ``in-memory`` (keeps messages in the task's process, for demos and
+    tests). SQS and EventBridge take credentials from ``aws_conn_id`` and offload messages over
+    256 KiB to ``s3_offload_bucket`` when set.
+    """
+
+    conn_name_attr = "castore_message_channel_conn_id"
+    default_conn_name = "castore_message_channel_default"
+    conn_type = "castore_message_channel"
+    hook_name = "Castore Message Channel"
+
+    def __init__(
+        self, castore_message_channel_conn_id: str = default_conn_name, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.castore_message_channel_conn_id = castore_message_channel_conn_id
+
+    @cached_property
+    def fields(self) -> ConnectionFields:
+        return ConnectionFields.of(
+            self.get_connection(self.castore_message_channel_conn_id), self.conn_type
+        )
+
+    @property
+    def kind(self) -> str:
+        return self.fields.choice("kind", MESSAGE_CHANNEL_KINDS)
+
+    def get_message_channel(self) -> MessageChannel:
+        kind = self.kind
+        if kind == "in-memory":
+            from airflow_provider_castore_dam.channels import InMemoryMessageChannel
+
+            return InMemoryMessageChannel()
+        if kind == "sqs":
+            from airflow_provider_castore_dam.channels.sqs import SQSMessageChannel
+
+            queue_url = self.fields.required("queue_url", "(the SQS queue URL)")
+            deduplication = self.fields.choice(
+                "fifo_deduplication", FIFO_DEDUPLICATIONS, default="castore"
+            )
+            return SQSMessageChannel(
+                queue_url,
+                client=aws_client(self.fields, "sqs"),
+                fifo_deduplication=deduplication,
+                s3_offload=self._s3_offload(),
+            )
+        from airflow_provider_castore_dam.channels.eventbridge import EventBridgeMessageChannel
+
+        bus_name = self.fields.required("event_bus_name", "(the EventBridge bus name)")
+        return EventBridgeMessageChannel(
+            bus_name, client=aws_client(self.fields, "events"), s3_offload=self._s3_offload()
+        )
+
+    def _s3_offload(self) -> Any:
+        bucket = self.fields.optional("s3_offload_bucket")
+        if bucket is None:
+            return None
+        from airflow_provider_castore_dam.channels.s3_offload import S3Offload
+
+        return S3Offload(
+            bucket,
+            prefix=self.fields.optional("s3_offload_prefix") or "",
+            url_expiry_seconds=self.fields.number("s3_url_expiry_seconds", 900),
+            client=aws_client(self.fields, "s3"),
+        )
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Checks the queue, bus and offload bucket exist and are readable, publishing nothing."""
+        try:
+            kind = self.kind
+            if kind == "sqs":
+                aws_client(self.fields, "sqs").get_queue_attributes(
+                    QueueUrl=self.fields.required("queue_url", "(the SQS queue URL)"),
+                    AttributeNames=["QueueArn"],
+                )
+            elif kind == "eventbridge":
+                aws_client(self.fields, "events").describe_event_bus(
+                    Name=self.fields.required("event_bus_name", "(the EventBridge bus name)")
+                )
+            bucket = self.fields.optional("s3_offload_bucket")
+            if kind != "in-memory" and bucket is not None:
+                aws_client(self.fields, "s3").head_bucket(Bucket=bucket)
+        except Exception as error:
+            return False, f"{type(error).__name__}: {error}"
+        return True, f"{kind} message channel connection works"

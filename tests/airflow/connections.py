@@ -1,0 +1,20 @@
+"""Airflow connections for the tests, set the way users do: ``AIRFLOW_CONN_*`` JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+
+def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **connection: Any) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+
+
+def event_store_connection(kind: str, **extra: Any) -> dict[str, Any]:
+    return {"conn_type": "castore_event_store", "extra": {"kind": kind, **extra}}
+
+
+def message_channel_connection(kind: str, **extra: Any) -> dict[str, Any]:
+    return {"conn_type": "castore_message_channel", "extra": {"kind": kind, **extra}}

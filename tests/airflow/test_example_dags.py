@@ -1,0 +1,207 @@
+"""dag.test() runs of every example DAG against the real PostgreSQL server and the moto server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from airflow_provider_castore_dam.demo import DEMO_EVENTS
+from airflow_provider_castore_dam.stores.postgres_layout import copy_events, create_castore_table
+from tests.airflow.connections import message_channel_connection, set_connection
+from tests.engine import oracle
+
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+
+
+def load_dag(dag_id: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(EXAMPLE_DAGS / f"{dag_id}.py"))
+    assert bag.import_errors == {}
+    return bag.get_dag(dag_id)
+
+
+def xcom(dag_run, task_id: str):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == task_id,
+                XComModel.key == "return_value",
+            )
+            .one()
+        )
+        return row.value
+
+
+def receive_all(sqs, queue_url: str) -> list[dict]:
+    messages = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            WaitTimeSeconds=0,
+        ).get("Messages", [])
+        if not batch:
+            return messages
+        messages.extend(batch)
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
+            ],
+        )
+
+
+@pytest.fixture
+def demo_store(monkeypatch, postgres_database):
+    """The demo stores in a Castore-layout PostgreSQL table, behind castore_event_store_default."""
+    create_castore_table(postgres_database, "event", aggregate_id_type="VARCHAR(64)")
+    rows = [(store_id, event) for store_id, events in DEMO_EVENTS.items() for event in events]
+    copy_events(postgres_database, sorted(rows, key=lambda row: row[1]["timestamp"]))
+    params = conninfo_to_dict(postgres_database)
+    set_connection(
+        monkeypatch,
+        "castore_event_store_default",
+        conn_type="castore_event_store",
+        host=params["host"],
+        port=int(params.get("port", 5432)),
+        login=params.get("user"),
+        password=params.get("password"),
+        schema=params["dbname"],
+        extra={"kind": "postgres", "table": "event"},
+    )
+    return postgres_database
+
+
+@pytest.fixture
+def aws(monkeypatch, moto_reset):
+    set_connection(
+        monkeypatch,
+        "aws_default",
+        conn_type="aws",
+        login="testing",
+        password="testing",
+        extra={"region_name": moto_reset.region, "endpoint_url": moto_reset.endpoint_url},
+    )
+    return moto_reset
+
+
+def test_scheduled_migration_pours_every_aggregate_id(airflow_db, demo_store, aws, monkeypatch):
+    sqs = aws.client("sqs")
+    queue_url = sqs.create_queue(QueueName="migration")["QueueUrl"]
+    set_connection(
+        monkeypatch,
+        "castore_migration_queue",
+        **message_channel_connection("sqs", queue_url=queue_url),
+    )
+
+    dag_run = load_dag("example_castore_scheduled_migration").test()
+
+    assert dag_run.state == "success"
+    result = xcom(dag_run, "pour_pokemon_aggregate_ids")
+    assert result["poured_aggregate_id_count"] == 3
+    assert result["first_scanned_aggregate"]["aggregate_id"] == "pikachu1"
+    bodies = [json.loads(m["Body"]) for m in receive_all(sqs, queue_url)]
+    assert sorted(body["aggregateId"] for body in bodies) == ["arcanine1", "charizard1", "pikachu1"]
+    assert all(body["eventStoreId"] == "POKEMONS" for body in bodies)
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_manual_backfill_with_params(airflow_db, demo_store, aws, monkeypatch, dry_run):
+    sqs = aws.client("sqs")
+    queue_url = sqs.create_queue(QueueName="backfill")["QueueUrl"]
+    set_connection(
+        monkeypatch,
+        "castore_message_channel_default",
+        **message_channel_connection("sqs", queue_url=queue_url),
+    )
+    start, end = "2021-06-01T00:00:00.000Z", "2022-01-01T00:00:00.000Z"
+
+    dag_run = load_dag("example_castore_manual_backfill").test(
+        run_conf={
+            "event_store_ids": ["POKEMONS", "TRAINERS"],
+            "from": start,
+            "to": end,
+            "rate_limit": 50,
+            "dry_run": dry_run,
+        }
+    )
+
+    assert dag_run.state == "success"
+    result = xcom(dag_run, "backfill")
+    expected = oracle.pour_order(DEMO_EVENTS, start, end)
+    assert result["poured_event_count"] == len(expected) == 4
+    published = [json.loads(m["Body"]) for m in receive_all(sqs, queue_url)]
+    if dry_run:
+        assert published == []
+        assert result["dry_run"]["POKEMONS"]["message_count"] == 2
+        assert result["dry_run"]["TRAINERS"]["by_event_type"] == {
+            "POKEMON_CAUGHT": 1,
+            "TRAINER_CREATED": 1,
+        }
+    else:
+        assert "dry_run" not in result
+        assert sorted(
+            (m["eventStoreId"], m["event"]["aggregateId"], m["event"]["version"]) for m in published
+        ) == sorted((store_id, e["aggregateId"], e["version"]) for store_id, e in expected)
+
+
+def test_pour_then_wait_for_the_consumer_then_check(airflow_db, demo_store, aws, monkeypatch):
+    sqs = aws.client("sqs")
+    queue_url = sqs.create_queue(QueueName="projection")["QueueUrl"]
+    set_connection(
+        monkeypatch,
+        "castore_message_channel_default",
+        **message_channel_connection("sqs", queue_url=queue_url),
+    )
+    with psycopg.connect(demo_store, autocommit=True) as connection:
+        connection.execute("CREATE TABLE projection_event (message_id text PRIMARY KEY)")
+    drained_at: list[float] = []
+    stop = threading.Event()
+
+    def consumer():
+        """Starts after a delay, so the sensor has to wait for it; writes one row per message."""
+        time.sleep(3)
+        with psycopg.connect(demo_store, autocommit=True) as connection:
+            while not stop.is_set():
+                messages = receive_all(sqs, queue_url)
+                for message in messages:
+                    message_id = message["MessageAttributes"]["messageId"]["StringValue"]
+                    connection.execute("INSERT INTO projection_event VALUES (%s)", (message_id,))
+                if messages:
+                    drained_at.append(time.monotonic())
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=consumer, daemon=True)
+    thread.start()
+    dag = load_dag("example_castore_pour_and_check")
+    for task in dag.tasks:  # quick polling for the test
+        if task.task_id == "wait_until_drained":
+            task.poke_interval, task.stable_readings = 0.5, 3
+    try:
+        dag_run = dag.test(run_conf={"event_store_id": "POKEMONS", "queue_url": queue_url})
+        finished = time.monotonic()
+    finally:
+        stop.set()
+        thread.join()
+
+    assert dag_run.state == "success"
+    assert xcom(dag_run, "pour_events")["poured_event_count"] == 6
+    assert xcom(dag_run, "check_projection") == {"poured": 6, "projected": 6}
+    assert xcom(dag_run, "wait_until_drained") == {
+        queue_url: {"visible": 0, "in_flight": 0, "delayed": 0}
+    }
+    assert drained_at and drained_at[-1] < finished
