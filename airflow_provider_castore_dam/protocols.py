@@ -82,11 +82,13 @@ class EventStore(Protocol):
 class TimeOrderedEventStore(EventStore, Protocol):
     """An event store that can stream all its events in pour order by itself."""
 
-    def scan_events(
+    def scan_event_batches(
         self, *, from_timestamp: str | None = None, to_timestamp: str | None = None
-    ) -> Iterator[ScannedEvent]:
+    ) -> Iterator[Sequence[ScannedEvent]]:
         """Every event whose pour timestamp lies within the inclusive bounds, streamed in
-        ``(pour_timestamp, aggregate_id, version)`` order with bounded memory."""
+        ``(pour_timestamp, aggregate_id, version)`` order with bounded memory, a batch at a
+        time (batches keep the per-event work of long pours small). Closing the iterator
+        releases what the scan holds."""
         ...
 
 

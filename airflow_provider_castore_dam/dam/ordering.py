@@ -27,11 +27,13 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from airflow_provider_castore_dam.dam.inputs import ListAggregateIdsOptions, TimeRange
+from airflow_provider_castore_dam.dam.messages import notification_message
 from airflow_provider_castore_dam.dam.reading import EVENTS_PAGE_SIZE, iter_aggregate_ids
 from airflow_provider_castore_dam.dam.results import ScanInfos, empty_scan_infos, record_scanned
 from airflow_provider_castore_dam.protocols import (
     EventDetail,
     EventStore,
+    Message,
     PrefetchingEventStore,
     ScannedAggregate,
     ScannedEvent,
@@ -203,34 +205,53 @@ class EventMerge:
         return dropped
 
 
+MESSAGES_PER_BATCH = 500
+"""Messages the engine hands the pourer at a time."""
+
+
+def _notification_batches(
+    events: Generator[tuple[str, EventDetail]],
+) -> Generator[list[Message]]:
+    try:
+        while batch := [
+            notification_message(store_id, event)
+            for store_id, event in itertools.islice(events, MESSAGES_PER_BATCH)
+        ]:
+            yield batch
+    finally:
+        events.close()
+
+
 def merge_scans(
     stores: Sequence[TimeOrderedEventStore], time_range: TimeRange
-) -> Generator[tuple[str, EventDetail]]:
-    """Native path: merge the stores' own time-ordered scans (one store's passes through).
+) -> Generator[list[Message]]:
+    """Native path: merge the stores' own time-ordered scans (one store's passes through),
+    as batches of notification messages.
 
     Closing this iterator closes the stores' scans, releasing their connections."""
     scans = [
-        store.scan_events(from_timestamp=time_range.start, to_timestamp=time_range.end)
+        store.scan_event_batches(from_timestamp=time_range.start, to_timestamp=time_range.end)
         for store in stores
     ]
     try:
         if len(stores) == 1:
             store_id = stores[0].event_store_id
             for scanned in scans[0]:
-                yield store_id, scanned.event
+                yield [notification_message(store_id, event) for _, event in scanned]
             return
 
         def keyed(
-            store_id: str, scan: Iterator[ScannedEvent]
-        ) -> Iterator[tuple[PourKey, EventDetail]]:
-            for pour_timestamp, event in scan:
-                yield (pour_timestamp, store_id, event["aggregateId"], event["version"]), event
+            store_id: str, scan: Iterator[Sequence[ScannedEvent]]
+        ) -> Iterator[tuple[PourKey, str, EventDetail]]:
+            for scanned in scan:
+                for pour_timestamp, event in scanned:
+                    key = (pour_timestamp, store_id, event["aggregateId"], event["version"])
+                    yield key, store_id, event
 
         merged = heapq.merge(
             *(keyed(store.event_store_id, scan) for store, scan in zip(stores, scans, strict=True))
         )
-        for key, event in merged:
-            yield key[1], event
+        yield from _notification_batches((store_id, event) for _, store_id, event in merged)
     finally:
         for scan in scans:
             close = getattr(scan, "close", None)
@@ -250,14 +271,15 @@ def scanned_aggregates(store: EventStore, time_range: TimeRange) -> ScanInfos:
     }
 
 
-def events_in_pour_order(
+def messages_in_pour_order(
     stores: Sequence[EventStore], time_range: TimeRange
-) -> tuple[Generator[tuple[str, EventDetail]], dict[str, ScanInfos]]:
-    """The pour-ordered events of ``stores`` and their scan infos (filled as events are read
-    on the merge path, known up front on the native path)."""
+) -> tuple[Generator[list[Message]], dict[str, ScanInfos]]:
+    """Notification messages of the events of ``stores`` in pour order, a batch at a time,
+    and the stores' scan infos (filled as events are read on the merge path, known up front
+    on the native path)."""
     scanning = [store for store in stores if isinstance(store, TimeOrderedEventStore)]
     if len(scanning) == len(stores):
         scans = {store.event_store_id: scanned_aggregates(store, time_range) for store in stores}
         return merge_scans(scanning, time_range), scans
     merge = EventMerge(stores, time_range)
-    return merge.events(), merge.scans
+    return _notification_batches(merge.events()), merge.scans

@@ -10,8 +10,7 @@ from airflow_provider_castore_dam.dam.inputs import (
     parse_rate_limit,
 )
 from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
-from airflow_provider_castore_dam.dam.messages import notification_message
-from airflow_provider_castore_dam.dam.ordering import events_in_pour_order
+from airflow_provider_castore_dam.dam.ordering import messages_in_pour_order
 from airflow_provider_castore_dam.dam.pourer import MessagePourer
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.results import CollectionEventsPourResult
@@ -31,13 +30,13 @@ def pour_event_store_collection_events(
     stores = parse_event_stores(event_stores)
     time_range = parse_filters(filters)
     pourer = MessagePourer(message_channel, parse_rate_limit(rate_limit), progress)
-    events, scans = events_in_pour_order(stores, time_range)
+    batches, scans = messages_in_pour_order(stores, time_range)
 
     def result() -> CollectionEventsPourResult:
         return {"poured_event_count": pourer.poured_count, "scans": scans}
 
-    with interrupted_by_channel(result), closing(events):
-        for event_store_id, event in events:
-            pourer.pour(notification_message(event_store_id, event))
+    with interrupted_by_channel(result), closing(batches):
+        for messages in batches:
+            pourer.pour_many(messages)
         pourer.flush()
     return result()

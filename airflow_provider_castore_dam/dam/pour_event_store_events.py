@@ -6,8 +6,7 @@ from typing import Any
 
 from airflow_provider_castore_dam.dam.inputs import parse_filters, parse_rate_limit
 from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
-from airflow_provider_castore_dam.dam.messages import notification_message
-from airflow_provider_castore_dam.dam.ordering import events_in_pour_order
+from airflow_provider_castore_dam.dam.ordering import messages_in_pour_order
 from airflow_provider_castore_dam.dam.pourer import MessagePourer
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.results import EventStoreEventsPourResult
@@ -29,14 +28,14 @@ def pour_event_store_events(
     """
     time_range = parse_filters(filters)
     pourer = MessagePourer(message_channel, parse_rate_limit(rate_limit), progress)
-    events, scans = events_in_pour_order([event_store], time_range)
+    batches, scans = messages_in_pour_order([event_store], time_range)
     scan_infos = scans[event_store.event_store_id]
 
     def result() -> EventStoreEventsPourResult:
         return {"poured_event_count": pourer.poured_count, **scan_infos}
 
-    with interrupted_by_channel(result), closing(events):
-        for event_store_id, event in events:
-            pourer.pour(notification_message(event_store_id, event))
+    with interrupted_by_channel(result), closing(batches):
+        for messages in batches:
+            pourer.pour_many(messages)
         pourer.flush()
     return result()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.errors import MessageChannelError, PourStoppedError
@@ -74,6 +74,15 @@ class MessagePourer:
         self._batch.append(message)
         if len(self._batch) >= self._batch_size:
             self.flush()
+
+    def pour_many(self, messages: Sequence[Message]) -> None:
+        pending = self._batch + list(messages) if self._batch else list(messages)
+        size, start = self._batch_size, 0
+        while len(pending) - start >= size:
+            self._batch = pending[start : start + size]
+            start += size
+            self.flush()
+        self._batch = pending[start:]
 
     def flush(self) -> None:
         if not self._batch:

@@ -129,9 +129,9 @@ class InMemoryEventStore:
 class InMemoryScanningEventStore(InMemoryEventStore):
     """An in-memory store that also offers the native time-ordered scan."""
 
-    def scan_events(
+    def scan_event_batches(
         self, *, from_timestamp: str | None = None, to_timestamp: str | None = None
-    ) -> Iterator[ScannedEvent]:
+    ) -> Iterator[list[ScannedEvent]]:
         scanned: list[tuple[str, str, int, EventDetail]] = []
         for aggregate_id, events in self._events.items():
             floor = ""
@@ -142,5 +142,8 @@ class InMemoryScanningEventStore(InMemoryEventStore):
                 ):
                     scanned.append((floor, aggregate_id, event["version"], event))
         scanned.sort(key=lambda item: item[:3])
-        for pour_timestamp, _, _, event in scanned:
-            yield ScannedEvent(pour_timestamp, deepcopy(event))
+        for start in range(0, len(scanned), self._default_page_size):
+            yield [
+                ScannedEvent(pour_timestamp, deepcopy(event))
+                for pour_timestamp, _, _, event in scanned[start : start + self._default_page_size]
+            ]
