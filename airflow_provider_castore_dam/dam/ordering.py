@@ -20,11 +20,13 @@ Two ways to produce it:
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from airflow_provider_castore_dam.dam.inputs import ListAggregateIdsOptions, TimeRange
 from airflow_provider_castore_dam.dam.messages import notification_message
@@ -222,6 +224,57 @@ def _notification_batches(
         events.close()
 
 
+def _merge_scan_batches(
+    scans: dict[str, Iterator[Sequence[ScannedEvent]]],
+) -> Generator[list[Message]]:
+    """Merges sorted scans a batch at a time: everything before the earliest last timestamp
+    of the live stores' current batches (the watermark) is sorted in one go. The sort is
+    stable and its input is laid out by store id, each store in its own order, so sorting on
+    the pour timestamp alone gives the pour order."""
+    buffers: dict[str, list[ScannedEvent]] = {store_id: [] for store_id in sorted(scans)}
+    live = set(scans)
+
+    def read(store_id: str) -> None:
+        batch = next(scans[store_id], None)
+        if batch is None:
+            live.discard(store_id)
+        else:
+            buffers[store_id].extend(batch)
+
+    while True:
+        for store_id in buffers:
+            while store_id in live and not buffers[store_id]:
+                read(store_id)
+        if not any(buffers.values()):
+            return
+        watermark = min((buffers[store_id][-1][0] for store_id in live), default=None)
+        cuts = {
+            store_id: len(events)
+            if watermark is None
+            else bisect.bisect_left(events, watermark, key=_pour_timestamp)
+            for store_id, events in buffers.items()
+        }
+        if not any(cuts.values()):
+            # Every buffered event is at the watermark: a store whose batch ends there may
+            # have more at that timestamp in its next batch; read it before deciding.
+            read(next(s for s in buffers if s in live and buffers[s][-1][0] == watermark))
+            continue
+        ready: list[tuple[str, Message]] = []
+        for store_id, events in buffers.items():
+            cut = cuts[store_id]
+            ready.extend(
+                (pour_timestamp, notification_message(store_id, event))
+                for pour_timestamp, event in events[:cut]
+            )
+            del events[:cut]
+        ready.sort(key=_pour_timestamp)
+        yield [message for _, message in ready]
+
+
+def _pour_timestamp(item: tuple[str, Any]) -> str:
+    return item[0]
+
+
 def merge_scans(
     stores: Sequence[TimeOrderedEventStore], time_range: TimeRange
 ) -> Generator[list[Message]]:
@@ -240,18 +293,9 @@ def merge_scans(
                 yield [notification_message(store_id, event) for _, event in scanned]
             return
 
-        def keyed(
-            store_id: str, scan: Iterator[Sequence[ScannedEvent]]
-        ) -> Iterator[tuple[PourKey, str, EventDetail]]:
-            for scanned in scan:
-                for pour_timestamp, event in scanned:
-                    key = (pour_timestamp, store_id, event["aggregateId"], event["version"])
-                    yield key, store_id, event
-
-        merged = heapq.merge(
-            *(keyed(store.event_store_id, scan) for store, scan in zip(stores, scans, strict=True))
+        yield from _merge_scan_batches(
+            {store.event_store_id: scan for store, scan in zip(stores, scans, strict=True)}
         )
-        yield from _notification_batches((store_id, event) for _, store_id, event in merged)
     finally:
         for scan in scans:
             close = getattr(scan, "close", None)
