@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import datetime as dt
 import json
 import logging
@@ -57,7 +58,12 @@ DEFAULT_CONNECT_TIMEOUT = 10
 APPLICATION_NAME = "airflow-provider-castore-dam"
 _CHUNKED_ROWS = psycopg.pq.version() >= 170000
 """libpq 17 streams a result in chunks (``Cursor.stream(size=...)``)."""
-MAX_PENDING_EVENTS = 10_000
+TRACKED_AGGREGATES = 32_768
+"""Aggregates whose last version a scan from the first event remembers, to see clock skew by
+itself (about 3 MB); the least recently seen are forgotten beyond that. When one comes back,
+the rest of the scan is checked by the clock-skew query instead (from that point on, on a
+second connection), or goes down the skew-safe tail query when there is no second one."""
+MAX_PENDING_EVENTS = 2_000
 """Events the scan reads ahead while the clock-skew check is still running."""
 
 CASTORE_COLUMNS = (
@@ -241,6 +247,36 @@ def _scanned(rows: Sequence[Sequence[Any]]) -> list[ScannedEvent]:
     third of the cost of this function on long scans.)"""
     new = tuple.__new__
     return [new(ScannedEvent, (event["timestamp"], event)) for event in _events(rows)]
+
+
+class _VersionTracker:
+    """The last version seen of the ``TRACKED_AGGREGATES`` most recently seen aggregates."""
+
+    def __init__(self) -> None:
+        self._last_versions: dict[str, int] = {}
+        self.forgot_any = False
+
+    def first_out_of_order(self, events: Sequence[ScannedEvent]) -> tuple[int, bool] | None:
+        """Index of the first event that does not follow the last version seen of its
+        aggregate, and whether that may only be because the aggregate was forgotten.
+
+        Otherwise it comes before its previous version (clock skew) or after a gap in the
+        versions, which is handled the same, safe way."""
+        last_versions = self._last_versions
+        for index, (_, event) in enumerate(events):
+            aggregate_id, version = event["aggregateId"], event["version"]
+            previous = last_versions.pop(aggregate_id, None)
+            if (previous or 0) != version - 1:
+                return index, previous is None and self.forgot_any
+            last_versions[aggregate_id] = version
+            if len(last_versions) > TRACKED_AGGREGATES:
+                del last_versions[next(iter(last_versions))]
+                self.forgot_any = True
+        return None
+
+
+def _pour_timestamp(scanned: ScannedEvent) -> str:
+    return scanned[0]
 
 
 def _describe_conninfo(conninfo: str) -> str:
@@ -804,11 +840,48 @@ class PostgresEventStore:
     ) -> Iterator[list[ScannedEvent]]:
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if self._check_clock_skew and start is None:
+                yield from self._stream_checking_versions(conn, layout, end)
+                return
             check = self._start_skew_check(conn, layout, export)
             try:
                 yield from self._stream(conn, layout, start, end, check)
             finally:
                 check.stop()
+
+    def _export_snapshot(self, conn: psycopg.Connection[Any]) -> str | None:
+        """This transaction's snapshot, for a clock-skew check started later, or None."""
+        if not self._can_export or self._pool.max_size < 2:
+            return None
+        # Asked first: a refused export would abort the scan's transaction (and a savepoint
+        # cannot export).
+        allowed = conn.execute(
+            "SELECT has_function_privilege('pg_catalog.pg_export_snapshot()', 'EXECUTE')"
+        ).fetchone()
+        if not (allowed and allowed[0]):
+            log.info("cannot share a snapshot (no EXECUTE on pg_export_snapshot)")
+            self._can_export = False
+            return None
+        row = conn.execute("SELECT pg_catalog.pg_export_snapshot()").fetchone()
+        return None if row is None else str(row[0])
+
+    def _check_from(self, layout: _Layout, snapshot: str | None, since: str) -> _SkewCheck | None:
+        """The clock-skew check of the events from ``since`` on, on a second connection in
+        ``snapshot``, or None when there is none to be had."""
+        if snapshot is None:
+            return None
+        try:
+            second = self._pool.getconn(timeout=min(self._pool.timeout, _SECOND_CONNECTION_WAIT))
+        except PoolTimeout:
+            return None
+        log.debug("clock-skew check from %s on a second connection", since)
+        return _SkewCheck.in_background(
+            self._pool,
+            second,
+            snapshot,
+            self._skew_query(layout, since=True),
+            {"store": self._event_store_id, "since": since},
+        )
 
     def _start_skew_check(
         self, conn: psycopg.Connection[Any], layout: _Layout, export: bool
@@ -838,7 +911,7 @@ class PostgresEventStore:
         conn.execute(_SEQUENTIAL_PASS)
         return _SkewCheck.done(conn.execute(query, params).fetchone())
 
-    def _skew_query(self, layout: _Layout) -> sql.Composed:
+    def _skew_query(self, layout: _Layout, since: bool = False) -> sql.Composed:
         """The earliest timestamp, cut to the millisecond, of an event that is earlier than
         the previous version of its aggregate, or NULL.
 
@@ -846,13 +919,23 @@ class PostgresEventStore:
         drop below it on the way from that version), so every event in an earlier
         millisecond pours at its own timestamp. Raw timestamps are compared: a drop within a
         millisecond only makes the boundary earlier than needed, never later.
+
+        With ``since``, only events from ``%(since)s`` on are compared, for a scan that saw
+        none before it: an event there that is earlier than its previous version has that
+        version there too.
         """
         timestamp = sql.Identifier("timestamp")
+        since_condition = (
+            sql.SQL(" AND {} >= {}").format(timestamp, layout.bound("since"))
+            if since
+            else sql.SQL("")
+        )
         return sql.SQL(
             "SELECT {text} FROM (SELECT {timestamp} AS ts, lag({timestamp}) OVER "
             "(PARTITION BY aggregate_id ORDER BY version) AS previous FROM {table} "
-            "WHERE aggregate_name = %(store)s) s WHERE ts < previous"
+            "WHERE aggregate_name = %(store)s{since}) s WHERE ts < previous"
         ).format(
+            since=since_condition,
             text=layout.text_of(
                 sql.SQL("date_trunc('milliseconds', {})").format(layout.utc(sql.SQL("min(ts)")))
             ),
@@ -860,14 +943,11 @@ class PostgresEventStore:
             table=layout.table,
         )
 
-    def _stream(
-        self,
-        conn: psycopg.Connection[Any],
-        layout: _Layout,
-        start: str | None,
-        end: str | None,
-        check: _SkewCheck,
-    ) -> Iterator[list[ScannedEvent]]:
+    def _scan_query(
+        self, layout: _Layout, start: str | None, end: str | None
+    ) -> tuple[sql.Composed, dict[str, Any]]:
+        """The store's events between the bounds, in ``(timestamp, aggregate_id, version)``
+        order (timestamps cut to the millisecond)."""
         conditions: list[sql.Composable] = [sql.SQL("aggregate_name = %(store)s")]
         params: dict[str, Any] = {"store": self._event_store_id}
         timestamp = sql.Identifier("timestamp")
@@ -895,14 +975,87 @@ class PostgresEventStore:
             table=layout.table,
             conditions=sql.SQL(" AND ").join(conditions),
         )
-        reader = _CursorReader(conn, query, params, self._scan_batch_size)
+        return query, params
+
+    def _stream_checking_versions(
+        self, conn: psycopg.Connection[Any], layout: _Layout, end: str | None
+    ) -> Iterator[list[ScannedEvent]]:
+        """A scan from the store's first event, which shows clock skew by itself: an event
+        that comes before the previous version of its aggregate (the last versions of the
+        ``TRACKED_AGGREGATES`` most recently seen aggregates tell). Events before the first
+        such event's millisecond pour at their own timestamps; the skewed tail query takes
+        over from that millisecond, so the events of the latest millisecond are held back
+        until the next batch is checked."""
+        snapshot = self._export_snapshot(conn)
+        reader = _CursorReader(conn, *self._scan_query(layout, None, end), self._scan_batch_size)
         batches = reader.batches()
+        tracker = _VersionTracker()
+        held: list[ScannedEvent] = []
+        skew_from: str | None = None
         try:
-            pending: list[ScannedEvent] = []
-            for rows in batches:  # read ahead while the clock-skew check runs
-                pending.extend(_scanned(rows))
-                if check.finished or len(pending) >= MAX_PENDING_EVENTS:
+            for rows in batches:
+                events = _scanned(rows)
+                found = tracker.first_out_of_order(events)
+                events = held + events
+                if found is not None:
+                    index, maybe_forgotten = found
+                    suspect = events[len(held) + index].pour_timestamp
+                    ready = [e for e in events if e.pour_timestamp < suspect]
+                    if ready:
+                        yield ready
+                    check = self._check_from(layout, snapshot, suspect) if maybe_forgotten else None
+                    if check is None:  # skew, or no second connection: the tail query is safe
+                        skew_from = suspect
+                        break
+                    del tracker
+                    rest = [e for e in events if e.pour_timestamp >= suspect]
+                    yield from self._follow_check(
+                        conn, layout, None, end, reader, batches, rest, check
+                    )
+                    return
+                cut = bisect.bisect_left(events, events[-1].pour_timestamp, key=_pour_timestamp)
+                held = events[cut:]
+                if cut:
+                    yield events[:cut]
+            else:
+                if held:
+                    yield held
+            reader.close()
+        finally:
+            batches.close()
+        if skew_from is not None and (end is None or skew_from <= end):
+            yield from self._scan_skewed_tail(conn, layout, skew_from, None, end)
+
+    def _stream(
+        self,
+        conn: psycopg.Connection[Any],
+        layout: _Layout,
+        start: str | None,
+        end: str | None,
+        check: _SkewCheck,
+    ) -> Iterator[list[ScannedEvent]]:
+        reader = _CursorReader(conn, *self._scan_query(layout, start, end), self._scan_batch_size)
+        yield from self._follow_check(conn, layout, start, end, reader, reader.batches(), [], check)
+
+    def _follow_check(
+        self,
+        conn: psycopg.Connection[Any],
+        layout: _Layout,
+        start: str | None,
+        end: str | None,
+        reader: _CursorReader,
+        batches: Generator[list[tuple[Any, ...]], None, None],
+        pending: list[ScannedEvent],
+        check: _SkewCheck,
+    ) -> Iterator[list[ScannedEvent]]:
+        """``pending``, then the rest of ``batches``, up to the clock-skew point ``check``
+        finds; then the skewed tail query from there."""
+        try:
+            while not check.finished and len(pending) < MAX_PENDING_EVENTS:
+                rows = next(batches, [])  # read ahead while the clock-skew check runs
+                if not rows:
                     break
+                pending.extend(_scanned(rows))
             skew_from = check.result()
             events = pending
             while True:

@@ -40,7 +40,9 @@ def create_castore_table(
 ) -> None:
     """Create ``table`` (optionally ``schema.table``; the schema is created too) in Castore's
     layout. ``aggregate_id_type`` is ``UUID`` or ``VARCHAR(n)`` (Castore also offers ``ULID``,
-    which needs an extension); ``aggregate_id_collation`` e.g. ``und-x-icu``."""
+    which needs an extension); ``aggregate_id_collation`` e.g. ``und-x-icu``. With
+    ``indexes=False`` the unique constraint and indexes are left for
+    :func:`add_castore_indexes`, which is faster after a bulk load."""
     name = table_identifier(table)
     types = {
         "aggregate_id": aggregate_id_type,
@@ -71,8 +73,7 @@ def create_castore_table(
                   type VARCHAR(64) NOT NULL,
                   data JSONB,
                   metadata JSONB,
-                  timestamp {timestamp} NOT NULL DEFAULT (CURRENT_TIMESTAMP(3)),
-                  UNIQUE (aggregate_name, aggregate_id, version)
+                  timestamp {timestamp} NOT NULL DEFAULT (CURRENT_TIMESTAMP(3))
                 )
                 """
             ).format(
@@ -81,20 +82,34 @@ def create_castore_table(
                 **{key: sql.SQL(value) for key, value in types.items()},
             )
         )
-        if indexes:
-            base = table.replace(".", "_")
-            for suffix, columns in (
-                ("aggregate_name", ["aggregate_name"]),
-                ("version", ["version"]),
-                ("aggregate_lookup", ["aggregate_name", "aggregate_id"]),
-            ):
-                conn.execute(
-                    sql.SQL("CREATE INDEX {} ON {} ({})").format(
-                        sql.Identifier(f"idx_{base}_{suffix}"),
-                        name,
-                        sql.SQL(", ").join(map(sql.Identifier, columns)),
-                    )
+    if indexes:
+        add_castore_indexes(dsn, table)
+
+
+def add_castore_indexes(dsn: str, table: str = "event") -> None:
+    """Castore's ``UNIQUE (aggregate_name, aggregate_id, version)`` and its three indexes
+    (Castore names them ``idx_event_*`` whatever the table; here they are named after the
+    table, so that several tables can live in one schema)."""
+    name = table_identifier(table)
+    base = table.replace(".", "_")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD UNIQUE (aggregate_name, aggregate_id, version)").format(
+                name
+            )
+        )
+        for suffix, columns in (
+            ("aggregate_name", ["aggregate_name"]),
+            ("version", ["version"]),
+            ("aggregate_lookup", ["aggregate_name", "aggregate_id"]),
+        ):
+            conn.execute(
+                sql.SQL("CREATE INDEX {} ON {} ({})").format(
+                    sql.Identifier(f"idx_{base}_{suffix}"),
+                    name,
+                    sql.SQL(", ").join(map(sql.Identifier, columns)),
                 )
+            )
 
 
 def _json_or_null(event: Event, key: str) -> str | None:

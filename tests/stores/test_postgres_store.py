@@ -680,12 +680,40 @@ def test_a_scan_closed_early_releases_its_connections(table, fetching):
     assert busy == 0
 
 
+EARLY = "1999-01-01T00:00:00.000Z"
+"""A lower bound before every event: a bounded scan cannot see skew by itself (an event's
+previous version may be before the bound), so it runs the SQL clock-skew check."""
+
+
+def test_an_unbounded_scan_finds_skew_by_itself(table, caplog):
+    rows = skewed_rows(seed=7, aggregates=20)
+    table.load(rows)
+    store = table.store("A")
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        events = list(store.scan_events())
+    assert not any("clock-skew check" in r.getMessage() for r in caplog.records)
+    expected = oracle.pour_order({"A": [e for s, e in rows if s == "A"]})
+    assert canon([(s.pour_timestamp, s.event) for s in events]) == canon(
+        [(pour_timestamp(e, expected), e) for _, e in expected]
+    )
+
+
+def pour_timestamp(event, expected):
+    """The pour timestamp the oracle gives ``event``: the running maximum of its aggregate."""
+    earlier = [
+        e["timestamp"]
+        for _, e in expected
+        if e["aggregateId"] == event["aggregateId"] and e["version"] <= event["version"]
+    ]
+    return max(earlier)
+
+
 def test_the_skew_check_runs_beside_the_scan_on_the_same_snapshot(table, caplog):
     rows = skewed_rows(seed=7, aggregates=20)
     table.load(rows)
     store = table.store("A")
     with caplog.at_level(logging.DEBUG, logger=LOGGER):
-        scan = store.scan_events()
+        scan = store.scan_events(from_timestamp=EARLY)
         first = next(scan)
         # Rows written once the scan started are not seen by it, nor by its check.
         table.load([("A", event("zz", 1, "2000-01-01T00:00:00.000Z"))])
@@ -711,7 +739,7 @@ def test_without_snapshot_export_the_check_runs_first(postgres_database, caplog)
             PostgresEventStore("A", make_conninfo(postgres_database, user=role)) as store,
         ):
             for _ in range(2):
-                got = [s.event for s in store.scan_events()]
+                got = [s.event for s in store.scan_events(from_timestamp=EARLY)]
                 expected = oracle.pour_order({"A": [e for s, e in rows if s == "A"]})
                 assert canon(got) == canon([e for _, e in expected])
         notes = [
@@ -1151,3 +1179,41 @@ def test_connections_are_read_only(pokemons, table):
     pokemons.validate()
     with pokemons._pool.connection() as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table.name)))
+
+
+@pytest.mark.parametrize("max_pool_size", [4, 1])
+def test_an_aggregate_forgotten_by_the_unbounded_scan_takes_the_safe_path(
+    table, monkeypatch, caplog, max_pool_size
+):
+    """Beyond TRACKED_AGGREGATES the scan forgets the least recently seen aggregates; when one
+    comes back, the clock-skew query checks the rest (or, with a pool of one, the skew-safe
+    tail query reads it): same order, nothing lost."""
+    monkeypatch.setattr(postgres_module, "TRACKED_AGGREGATES", 3)
+    rows = [("S", event(f"a{i}", 1, f"2022-01-01T00:00:0{i}.000Z")) for i in range(6)] + [
+        ("S", event("a0", 2, "2022-01-01T00:00:07.000Z")),
+        ("S", event("a5", 2, "2022-01-01T00:00:08.000Z")),
+    ]
+    table.load(rows)
+    store = table.store("S", scan_batch_size=2)
+
+    got = [
+        (s.pour_timestamp, s.event["aggregateId"], s.event["version"]) for s in store.scan_events()
+    ]
+
+    assert got == [(e["timestamp"], e["aggregateId"], e["version"]) for _, e in rows]
+
+
+@pytest.mark.parametrize("tracked", [1, 2, 5])
+@pytest.mark.parametrize("max_pool_size", [4, 1])
+def test_skew_after_forgotten_aggregates_is_still_placed_right(
+    table, monkeypatch, tracked, max_pool_size
+):
+    monkeypatch.setattr(postgres_module, "TRACKED_AGGREGATES", tracked)
+    rows = skewed_rows(seed=12, aggregates=25)
+    table.load(rows)
+    store = table.store("A", scan_batch_size=7, max_pool_size=max_pool_size)
+    expected = oracle.pour_order({"A": [e for s, e in rows if s == "A"]})
+
+    got = [(s.pour_timestamp, s.event) for s in store.scan_events()]
+
+    assert canon(got) == canon([(pour_timestamp(e, expected), e) for _, e in expected])
