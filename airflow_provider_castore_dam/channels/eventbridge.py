@@ -35,10 +35,9 @@ from airflow_provider_castore_dam.channels.castore_format import (
     to_json,
 )
 from airflow_provider_castore_dam.channels.s3_offload import (
-    SIZE_LIMIT,
-    MessageTooLargeError,
     S3Offload,
     eventbridge_entry_size,
+    offload_oversized,
 )
 from airflow_provider_castore_dam.errors import InvalidPourInputError
 from airflow_provider_castore_dam.protocols import Message
@@ -51,11 +50,12 @@ class _Entry:
     message: Message
     source: str
     detail_type: str
-    detail: str
+    content: str
+    """The event's detail: the message JSON, or its S3 offload's ``messageUrl``."""
 
     @property
     def size(self) -> int:
-        return eventbridge_entry_size(self.detail, self.detail_type, self.source)
+        return eventbridge_entry_size(self.content, self.detail_type, self.source)
 
 
 class EventBridgeMessageChannel:
@@ -132,17 +132,7 @@ class EventBridgeMessageChannel:
         Nothing is sent when a message cannot be formatted or is oversized without offload.
         """
         entries = [self._entry(message, replay) for message in messages]
-        oversized = [entry for entry in entries if entry.size > SIZE_LIMIT]
-        if oversized and self._s3_offload is None:
-            raise MessageTooLargeError(
-                oversized[0].message, size=oversized[0].size, target=self._target
-            )
-        for entry in oversized:
-            assert self._s3_offload is not None
-            url = self._s3_offload.offload(
-                entry.message, entry.detail, policy=self._retry_policy, target=self._target
-            )
-            entry.detail = to_json({"messageUrl": url})
+        offload_oversized(entries, self._s3_offload, policy=self._retry_policy, target=self._target)
         sizes = [entry.size for entry in entries]
         deliver(
             len(entries),
@@ -160,7 +150,7 @@ class EventBridgeMessageChannel:
                     "EventBusName": self._event_bus_name,
                     "Source": entries[index].source,
                     "DetailType": entries[index].detail_type,
-                    "Detail": entries[index].detail,
+                    "Detail": entries[index].content,
                 }
                 for index in request
             ]

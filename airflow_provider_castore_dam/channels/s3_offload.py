@@ -15,9 +15,9 @@ from error messages.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_castore_dam.channels.aws_clients import build_client
 from airflow_provider_castore_dam.channels.batch_retry import (
@@ -31,6 +31,7 @@ from airflow_provider_castore_dam.channels.castore_format import (
     castore_message_id,
     describe_message,
     s3_object_path,
+    to_json,
     utf8_size,
 )
 from airflow_provider_castore_dam.errors import InvalidPourInputError, MessageChannelError
@@ -196,3 +197,32 @@ class S3Offload:
             location,
         )
         return url
+
+
+class OffloadableEntry(Protocol):
+    """A channel's entry: its message, and the JSON it sends (replaced by the offload URL)."""
+
+    message: Message
+    content: str
+
+    @property
+    def size(self) -> int: ...
+
+
+def offload_oversized(
+    entries: Sequence[OffloadableEntry],
+    offload: S3Offload | None,
+    *,
+    policy: RetryPolicy,
+    target: str,
+) -> None:
+    """Store the entries over ``SIZE_LIMIT`` in S3 and send ``{"messageUrl": ...}`` in their
+    place; without ``offload``, raise :class:`MessageTooLargeError` for the first one, before
+    anything of the call is sent."""
+    oversized = [entry for entry in entries if entry.size > SIZE_LIMIT]
+    if oversized and offload is None:
+        raise MessageTooLargeError(oversized[0].message, size=oversized[0].size, target=target)
+    for entry in oversized:
+        assert offload is not None
+        url = offload.offload(entry.message, entry.content, policy=policy, target=target)
+        entry.content = to_json({"messageUrl": url})

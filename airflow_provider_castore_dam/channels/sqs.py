@@ -38,9 +38,8 @@ from airflow_provider_castore_dam.channels.castore_format import (
     to_json,
 )
 from airflow_provider_castore_dam.channels.s3_offload import (
-    SIZE_LIMIT,
-    MessageTooLargeError,
     S3Offload,
+    offload_oversized,
     sqs_entry_size,
 )
 from airflow_provider_castore_dam.errors import InvalidPourInputError
@@ -58,19 +57,20 @@ _RUN_ID = re.compile(r"[\x21-\x7e]{1,64}\Z")  # printable ASCII: what a dedup id
 class _Entry:
     message: Message
     message_id: str
-    body: str
+    content: str
+    """The message body: the message JSON, or its S3 offload's ``messageUrl``."""
     attributes: dict[str, dict[str, str]]
     group_id: str | None
     deduplication_id: str | None
 
     @property
     def size(self) -> int:
-        return sqs_entry_size(self.body, self.attributes)
+        return sqs_entry_size(self.content, self.attributes)
 
     def request_entry(self, entry_id: str) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "Id": entry_id,
-            "MessageBody": self.body,
+            "MessageBody": self.content,
             "MessageAttributes": {
                 name: dict(attribute) for name, attribute in self.attributes.items()
             },
@@ -195,17 +195,7 @@ class SQSMessageChannel:
         Nothing is sent when a message cannot be formatted or is oversized without offload.
         """
         entries = [self._entry(message, replay) for message in messages]
-        oversized = [entry for entry in entries if entry.size > SIZE_LIMIT]
-        if oversized and self._s3_offload is None:
-            raise MessageTooLargeError(
-                oversized[0].message, size=oversized[0].size, target=self._target
-            )
-        for entry in oversized:
-            assert self._s3_offload is not None
-            url = self._s3_offload.offload(
-                entry.message, entry.body, policy=self._retry_policy, target=self._target
-            )
-            entry.body = to_json({"messageUrl": url})
+        offload_oversized(entries, self._s3_offload, policy=self._retry_policy, target=self._target)
         sizes = [entry.size for entry in entries]
         deliver(
             len(entries),

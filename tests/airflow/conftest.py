@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+from tests.airflow.connections import set_connection
+from tests.infra import MotoServer
+
 
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
@@ -14,3 +17,17 @@ def airflow_db() -> None:
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True
     )
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, moto_reset: MotoServer) -> MotoServer:
+    """The moto server, behind the ``aws_default`` connection."""
+    set_connection(
+        monkeypatch,
+        "aws_default",
+        conn_type="aws",
+        login="testing",
+        password="testing",
+        extra={"region_name": moto_reset.region, "endpoint_url": moto_reset.endpoint_url},
+    )
+    return moto_reset

@@ -86,19 +86,6 @@ def demo_store(monkeypatch, postgres_database):
     return postgres_database
 
 
-@pytest.fixture
-def aws(monkeypatch, moto_reset):
-    set_connection(
-        monkeypatch,
-        "aws_default",
-        conn_type="aws",
-        login="testing",
-        password="testing",
-        extra={"region_name": moto_reset.region, "endpoint_url": moto_reset.endpoint_url},
-    )
-    return moto_reset
-
-
 def test_scheduled_migration_pours_every_aggregate_id(airflow_db, demo_store, aws, monkeypatch):
     sqs = aws.client("sqs")
     queue_url = sqs.create_queue(QueueName="migration")["QueueUrl"]

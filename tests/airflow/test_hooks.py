@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
@@ -14,19 +13,6 @@ from tests.airflow.connections import (
     set_connection,
 )
 from tests.stores.dynamodb_tables import create_table
-
-
-@pytest.fixture
-def aws(monkeypatch, moto_reset):
-    set_connection(
-        monkeypatch,
-        "aws_default",
-        conn_type="aws",
-        login="testing",
-        password="testing",
-        extra={"region_name": moto_reset.region, "endpoint_url": moto_reset.endpoint_url},
-    )
-    return moto_reset
 
 
 def postgres_connection(dsn: str, table: str) -> dict:

@@ -1,0 +1,206 @@
+"""The moto server for scenarios c and d, with two of moto's own costs taken out, and an
+optional per-request latency that stands for the network.
+
+    python -m tests.benchmarks.moto_server -H 127.0.0.1 -p PORT [--latency-ms N]
+
+Why not plain ``python -m moto.server`` (as tests/infra.py starts it): two moto internals grow
+with the data, and would make the benchmark measure moto rather than the client:
+
+- DynamoDB ``Query`` sorts *every item of the table* (``Table.all_items``) before picking the
+  partition, so one query over a 20,000-item table costs ~0.5 s of server CPU. Here a table
+  query only looks at its own partition, and an index query skips that sort (moto sorts the
+  matches by the index keys anyway). Its response is also written with ``json.dumps``: moto's
+  model-driven serializer spends ~1 ms per returned item. Results are the same.
+- SQS ``SendMessage`` (and each entry of ``SendMessageBatch``) builds all the queue's attributes,
+  three of which walk every message in the queue, just to read ``ContentBasedDeduplication``;
+  so publishing n messages costs O(n^2). Here a send skips those three counters.
+
+``--latency-ms N`` (default 0) holds each AWS request N ms before moto handles it, with the GIL
+released (a sleep), as a real endpoint keeps the client waiting on the network while other
+requests proceed. Without it every request is pure CPU of one Python process, so no client-side
+concurrency can ever show: moto, not the client, is the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+_partition = threading.local()
+_sending = threading.local()
+
+
+def _patch_dynamodb() -> None:
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
+
+    all_items = Table.all_items
+    query = Table.query
+    handle_query = DynamoHandler.query
+
+    def partition_items(self: Any) -> list[Any]:
+        wanted = getattr(_partition, "key", None)
+        if wanted is None or wanted[0] is not self:
+            return all_items(self)
+        if wanted[1] is None:  # an index query: moto sorts the matches by the index keys itself
+            items: list[Any] = []
+            for hash_set in self.items.values():
+                items.extend(hash_set.values() if self.range_key_attr else [hash_set])
+            return items
+        hash_set = self.items.get(wanted[1])
+        if hash_set is None:
+            return []
+        if not self.range_key_attr:
+            return [hash_set]
+        return sorted(hash_set.values(), key=lambda item: item.range_key)
+
+    def partition_query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        _partition.key = (self, None if index_name is not None else hash_key)
+        try:
+            return query(self, hash_key, *args, **kwargs)
+        finally:
+            _partition.key = None
+
+    def json_query(self: Any) -> Any:
+        """The Query response as plain JSON (moto's model-driven serializer costs ~1 ms per
+        item; the items are already in DynamoDB's JSON form)."""
+        result = handle_query(self)
+        return json.dumps(result.result, default=_json_default)
+
+    Table.all_items = partition_items  # type: ignore[method-assign]
+    Table.query = partition_query  # type: ignore[method-assign]
+    DynamoHandler.query = json_query  # type: ignore[method-assign]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return str(value)
+
+
+def _patch_sqs() -> None:
+    from moto.core.utils import camelcase_to_underscores
+    from moto.sqs.models import Queue, SQSBackend
+
+    attributes = Queue.attributes.fget  # type: ignore[attr-defined]
+    send_message = SQSBackend.send_message
+
+    def cheap_attributes(self: Any) -> dict[str, Any]:
+        """While sending, the attributes without the three that count the queue's messages
+        (send_message only reads ContentBasedDeduplication)."""
+        if not getattr(_sending, "on", False):
+            return attributes(self)  # type: ignore[no-any-return]
+        names = list(self.BASE_ATTRIBUTES)
+        if self.fifo_queue:
+            names += self.FIFO_ATTRIBUTES
+        result: dict[str, Any] = {}
+        for name in names:
+            if not name.startswith("ApproximateNumberOfMessages"):
+                value = getattr(self, camelcase_to_underscores(name))
+                result[name] = str(value).lower() if isinstance(value, bool) else value
+        return result
+
+    def sending(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _sending.on = True
+        try:
+            return send_message(self, *args, **kwargs)
+        finally:
+            _sending.on = False
+
+    Queue.attributes = property(cheap_attributes)  # type: ignore[assignment,method-assign]
+    SQSBackend.send_message = sending  # type: ignore[method-assign]
+
+
+def _patch_latency(latency_ms: float) -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    call = DomainDispatcherApplication.__call__
+    delay = latency_ms / 1000
+
+    def delayed(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("PATH_INFO", "").startswith("/moto-api"):
+            time.sleep(delay)
+        return call(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = delayed  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.moto_server")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    _patch_dynamodb()
+    _patch_sqs()
+    if args.latency_ms > 0:
+        _patch_latency(args.latency_ms)
+    from moto.server import main as moto_main
+
+    moto_main(["-H", args.host, "-p", str(args.port)])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def start(latency_ms: float = 0.0, timeout: float = 30) -> Iterator[Any]:
+    """This server on a free 127.0.0.1 port, like ``tests.infra.start_moto_server``; yields a
+    ``tests.infra.MotoServer``; stops it on exit."""
+    from tests.infra import MotoServer
+
+    deadline = time.monotonic() + timeout
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    with tempfile.TemporaryFile() as logfile:
+        for _attempt in range(3):  # another process may take the free port first
+            port = _free_port()
+            cmd = [sys.executable, "-m", "tests.benchmarks.moto_server", "-H", LOOPBACK]
+            cmd += ["-p", str(port), "--latency-ms", str(latency_ms)]
+            proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=env)
+            try:
+                server = MotoServer(f"http://{LOOPBACK}:{port}")
+                while proc.poll() is None and time.monotonic() < deadline:
+                    try:
+                        server._request("/moto-api/data.json")
+                    except OSError:
+                        time.sleep(0.05)
+                        continue
+                    yield server
+                    return
+            finally:
+                _stop(proc)
+        logfile.seek(0)
+        tail = logfile.read().decode(errors="replace")[-3000:]
+    raise RuntimeError(f"moto server did not start; log tail:\n{tail}")
+
+
+if __name__ == "__main__":
+    main()
