@@ -45,7 +45,7 @@ from airflow_provider_castore_dam.protocols import (
 MAX_BUFFERED_EVENTS = 10_000
 """Events held in memory across all open aggregates by the merge path."""
 
-PREFETCH_AHEAD = 32
+PREFETCH_AHEAD = 64
 """Aggregates whose first page a :class:`PrefetchingEventStore` fetches ahead of the merge."""
 
 PourKey = tuple[str, str, str, int]

@@ -67,8 +67,8 @@ LAYOUTS: tuple[Layout, ...] = ("single-table", "legacy")
 DEFAULT_GSI_NAME = "initialEvents"
 DEFAULT_PAGE_SIZE = 1000
 """Aggregates per listing page when no ``limit`` is given (index items are ~100 bytes)."""
-DEFAULT_MAX_WORKERS = 8
-DEFAULT_PREFETCH_CAPACITY = 64
+DEFAULT_MAX_WORKERS = 16
+DEFAULT_PREFETCH_CAPACITY = 128
 
 _KEY_SCHEMA = (("aggregateId", "HASH", "S"), ("version", "RANGE", "N"))
 _INDEX_KEY_SCHEMAS: dict[Layout, tuple[tuple[str, str, str], ...]] = {
@@ -455,6 +455,8 @@ class DynamoDBEventStore:
         self._check_layout()
         condition = "#id = :id"
         values: dict[str, Any] = {":id": {"S": self._prefix + aggregate_id}}
+        if min_version is not None and min_version <= 1 and max_version is None:
+            min_version = None  # versions start at 1: the bound would only cost the server
         if min_version is not None:
             values[":low"] = {"N": str(min_version)}
         if max_version is not None:
@@ -468,15 +470,8 @@ class DynamoDBEventStore:
         query: dict[str, Any] = {
             "TableName": self._table_name,
             "KeyConditionExpression": condition,
-            "ProjectionExpression": "#id, #version, #type, #timestamp, #payload, #metadata",
-            "ExpressionAttributeNames": {
-                "#id": "aggregateId",
-                "#version": "version",
-                "#type": "type",
-                "#timestamp": "timestamp",
-                "#payload": "payload",
-                "#metadata": "metadata",
-            },
+            "ExpressionAttributeNames": {"#id": "aggregateId"}
+            | ({"#version": "version"} if "#version" in condition else {}),
             "ExpressionAttributeValues": values,
             "ScanIndexForward": not reverse,
             "ConsistentRead": self._consistent_read,
