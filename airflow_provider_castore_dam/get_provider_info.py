@@ -62,6 +62,13 @@ _EVENT_STORE = {
             "libpq sslmode, e.g. require or verify-full.",
             {"type": _OPTIONAL_STRING},
         ),
+        "dynamodb_read": _field(
+            "Time-ordered read (dynamodb)",
+            "scan: a parallel scan of the whole table, sorted (fastest, fewest read units). "
+            "query: one query per aggregate, for a store that is a small share of a table "
+            "shared by many event stores.",
+            {"type": "string", "enum": ["scan", "query"], "default": "scan"},
+        ),
         **_AWS_FIELDS,
     },
 }

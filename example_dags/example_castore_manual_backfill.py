@@ -5,9 +5,15 @@ time range, a rate limit and whether to make a dry run. A dry run reads the stor
 what would be poured (per store and event type, with first and last timestamps) without
 publishing anything: run one first to see what a backfill will send. The events are poured in
 timestamp order, merged across the stores, as replays.
+
+A failed try is retried from its last checkpoint (nothing skipped, at most one batch sent
+twice). After a manual clear the pour starts over, unless the checkpoint that the failed try
+logged is pasted into "Resume from" (see docs/delivery.md).
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from airflow.sdk import DAG, Param
 
@@ -16,6 +22,7 @@ from airflow_provider_castore_dam.operators import PourEventStoreCollectionEvent
 with DAG(
     dag_id="example_castore_manual_backfill",
     schedule=None,
+    max_active_runs=1,  # one backfill at a time: see docs/concurrent-pours.md
     render_template_as_native_obj=True,
     tags=["castore", "example"],
     params={
@@ -54,6 +61,13 @@ with DAG(
             title="Dry run",
             description="Count what would be poured, publish nothing.",
         ),
+        "resume_from": Param(
+            None,
+            type=["null", "object"],
+            title="Resume from",
+            description="A checkpoint logged by a failed try, to resume it after a clear. "
+            "Empty: start from the beginning.",
+        ),
     },
 ) as dag:
     # [START howto_operator_pour_event_store_collection_events]
@@ -65,6 +79,10 @@ with DAG(
         filters={"from": "{{ params['from'] }}", "to": "{{ params.to }}"},
         rate_limit="{{ params.rate_limit }}",
         dry_run="{{ params.dry_run }}",
+        resume_from="{{ params.resume_from }}",
+        retries=3,
+        retry_delay=timedelta(minutes=1),
+        max_active_tis_per_dag=1,
     )
     # [END howto_operator_pour_event_store_collection_events]
 

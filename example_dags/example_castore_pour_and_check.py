@@ -21,6 +21,7 @@ from airflow_provider_castore_dam.sensors.drain import MessageChannelDrainedSens
 with DAG(
     dag_id="example_castore_pour_and_check",
     schedule=None,
+    max_active_runs=1,  # a second run would pour into the queue this one waits to drain
     tags=["castore", "example"],
     params={
         "event_store_id": Param("POKEMONS", type="string", title="Event store id"),
@@ -33,6 +34,7 @@ with DAG(
         task_id="pour_events",
         event_store_id="{{ params.event_store_id }}",
         rate_limit=500,
+        max_active_tis_per_dag=1,
     )
     # [END howto_operator_pour_event_store_events]
 

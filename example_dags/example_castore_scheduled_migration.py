@@ -21,6 +21,7 @@ with DAG(
     schedule="@daily",
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
+    max_active_runs=1,  # a slow run and the next one never pour at once
     tags=["castore", "example"],
 ) as dag:
     # [START howto_operator_pour_event_store_aggregate_ids]
@@ -31,6 +32,7 @@ with DAG(
         message_channel_conn_id="castore_migration_queue",
         options={"limit": 500, "initial_event_before": "{{ data_interval_end }}"},
         rate_limit=200,
+        max_active_tis_per_dag=1,
     )
     # [END howto_operator_pour_event_store_aggregate_ids]
 

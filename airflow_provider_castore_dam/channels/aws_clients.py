@@ -28,8 +28,9 @@ def build_client(
     """``client`` when given, else a client of ``session`` (default: a new boto3 session).
 
     Clients built here make a single attempt per request (botocore's own retries are off): the
-    channels retry through :mod:`.batch_retry`, within their retry budget. A given client keeps
-    its own configuration.
+    channels retry through :mod:`.batch_retry` and :mod:`airflow_provider_castore_dam.retry`,
+    within their retry policy, so attempts do not multiply. A given client keeps its own
+    configuration (and its own retries, beneath ours).
     """
     if client is not None:
         if session is not None or region_name is not None or endpoint_url is not None:

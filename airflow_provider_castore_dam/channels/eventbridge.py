@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_castore_dam.channels.aws_clients import build_client
+from airflow_provider_castore_dam.channels.aws_names import check_event_bus_name
 from airflow_provider_castore_dam.channels.batch_retry import (
     EntryFailure,
     RetryPolicy,
@@ -78,13 +79,9 @@ class EventBridgeMessageChannel:
         s3_offload: S3Offload | None = None,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
-        if not isinstance(event_bus_name, str) or not event_bus_name:
-            raise InvalidPourInputError(
-                f"event_bus_name must be a non-empty string, not {event_bus_name!r}"
-            )
         if s3_offload is not None and not isinstance(s3_offload, S3Offload):
             raise InvalidPourInputError(f"s3_offload must be an S3Offload, not {s3_offload!r}")
-        self._event_bus_name = event_bus_name
+        self._event_bus_name = check_event_bus_name(event_bus_name)
         self._s3_offload = s3_offload
         self._retry_policy = retry_policy or RetryPolicy()
         self._client = build_client(
@@ -140,6 +137,7 @@ class EventBridgeMessageChannel:
             send=lambda request: self._send(entries, request),
             policy=self._retry_policy,
             target=self._target,
+            operation="PutEvents",
             describe_entry=lambda index: f"message {_message_id(entries[index].message)}",
         )
 

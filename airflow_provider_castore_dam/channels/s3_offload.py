@@ -20,11 +20,6 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from airflow_provider_castore_dam.channels.aws_clients import build_client
-from airflow_provider_castore_dam.channels.batch_retry import (
-    RetryPolicy,
-    call_with_retries,
-    classify_exception,
-)
 from airflow_provider_castore_dam.channels.castore_format import (
     InvalidMessageError,
     aggregate_and_version,
@@ -36,6 +31,12 @@ from airflow_provider_castore_dam.channels.castore_format import (
 )
 from airflow_provider_castore_dam.errors import InvalidPourInputError, MessageChannelError
 from airflow_provider_castore_dam.protocols import Message
+from airflow_provider_castore_dam.retry import (
+    RetryPolicy,
+    call_with_retries,
+    classify_aws_error,
+    gave_up_note,
+)
 
 log = logging.getLogger("airflow_provider_castore_dam.channels")
 
@@ -177,6 +178,7 @@ class S3Offload:
                 ),
                 policy=policy,
                 what=f"PutObject {location}",
+                classify=classify_aws_error,
             )
             url: str = self._client.generate_presigned_url(
                 "get_object",
@@ -186,7 +188,8 @@ class S3Offload:
         except Exception as error:
             raise MessageChannelError(
                 f"{target}: could not offload the {describe_message(message)} to {location}: "
-                f"{classify_exception(error)}; nothing of this batch was published",
+                f"{classify_aws_error(error)}{gave_up_note(error)}; nothing of this batch was "
+                "published",
                 confirmed_count=0,
             ) from error
         log.info(

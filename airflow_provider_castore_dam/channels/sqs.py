@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from airflow_provider_castore_dam.channels.aws_clients import build_client, region_from_queue_url
+from airflow_provider_castore_dam.channels.aws_names import check_queue_url
 from airflow_provider_castore_dam.channels.batch_retry import (
     EntryFailure,
     RetryPolicy,
@@ -112,9 +113,7 @@ class SQSMessageChannel:
         s3_offload: S3Offload | None = None,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
-        if not isinstance(queue_url, str) or not queue_url:
-            raise InvalidPourInputError(f"queue_url must be a non-empty string, not {queue_url!r}")
-        self._queue_url = queue_url
+        self._queue_url = check_queue_url(queue_url)
         self._fifo = queue_url.endswith(".fifo")
         if fifo_deduplication not in ("castore", "run"):
             raise InvalidPourInputError(
@@ -203,6 +202,7 @@ class SQSMessageChannel:
             send=lambda request: self._send(entries, request),
             policy=self._retry_policy,
             target=self._target,
+            operation="SendMessageBatch",
             describe_entry=lambda index: f"message {entries[index].message_id}",
         )
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from airflow_provider_castore_dam.dam.timestamps import normalize_timestamp
 from airflow_provider_castore_dam.errors import InvalidPourInputError
-from airflow_provider_castore_dam.protocols import EventStore
+from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
+
+MIN_RATE_LIMIT = 0.001
+"""The smallest rate limit, one message every 1,000 s: below it a pour would sleep for ages
+(or overflow the clock) after its first batch."""
+_SHOWN_CHARS = 100
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,9 @@ class TimeRange:
         return (self.start is None or self.start <= timestamp) and (
             self.end is None or timestamp <= self.end
         )
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"from": self.start, "to": self.end}
 
 
 @dataclass(frozen=True)
@@ -45,11 +53,19 @@ class GetEventsOptions:
     reverse: bool = False
 
 
+def _shown(value: object) -> str:
+    """``repr(value)``, cut short for error messages."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
 def _mapping(value: object, name: str, allowed: Sequence[str]) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise InvalidPourInputError(f"{name} must be a mapping, not {type(value).__name__}")
+        raise InvalidPourInputError(
+            f"{name} must be a mapping, not {type(value).__name__} {_shown(value)}"
+        )
     unknown = sorted(set(value) - set(allowed))
     if unknown:
         raise InvalidPourInputError(
@@ -100,6 +116,11 @@ def parse_rate_limit(rate_limit: object) -> float | None:
         )
     if not math.isfinite(rate_limit) or rate_limit <= 0:
         raise InvalidPourInputError(f"rate_limit must be positive and finite, not {rate_limit!r}")
+    if rate_limit < MIN_RATE_LIMIT:
+        raise InvalidPourInputError(
+            f"rate_limit {rate_limit!r} is below {MIN_RATE_LIMIT} messages per second "
+            "(one every 1,000 s); give a larger one, or None for no limit"
+        )
     return float(rate_limit)
 
 
@@ -159,16 +180,45 @@ def parse_aggregate_id(aggregate_id: object) -> str:
     return aggregate_id
 
 
+def parse_event_store(event_store: object, name: str = "event_store") -> EventStore:
+    """An object with a non-empty string ``event_store_id`` (e.g. not the id itself)."""
+    event_store_id = getattr(event_store, "event_store_id", None)
+    if not isinstance(event_store_id, str) or not event_store_id:
+        raise InvalidPourInputError(
+            f"{name} must be an event store (with a non-empty event_store_id), "
+            f"not {type(event_store).__name__} {_shown(event_store)}"
+        )
+    return cast(EventStore, event_store)
+
+
+def parse_message_channel(channel: object) -> MessageChannel:
+    """An object with ``publish_messages`` and a positive integer ``max_batch_size``."""
+    size = getattr(channel, "max_batch_size", None)
+    if not callable(getattr(channel, "publish_messages", None)):
+        raise InvalidPourInputError(
+            f"message_channel must be a message channel (with publish_messages), "
+            f"not {type(channel).__name__} {_shown(channel)}"
+        )
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise InvalidPourInputError(
+            f"the max_batch_size of message channel {_shown(channel)} must be a positive "
+            f"integer, not {size!r}"
+        )
+    return cast(MessageChannel, channel)
+
+
 def parse_event_stores(event_stores: object) -> list[EventStore]:
     """A non-empty collection of stores with distinct event store ids."""
     if isinstance(event_stores, (str, bytes, Mapping)) or not isinstance(event_stores, Sequence):
         raise InvalidPourInputError(
-            f"event_stores must be a list of event stores, not {type(event_stores).__name__}"
+            f"event_stores must be a list of event stores, not {type(event_stores).__name__} "
+            f"{_shown(event_stores)}"
         )
     if not event_stores:
         raise InvalidPourInputError("event_stores is empty; give at least one event store")
     seen: set[str] = set()
-    for store in event_stores:
+    for index, item in enumerate(event_stores):
+        store = parse_event_store(item, f"event_stores[{index}]")
         if store.event_store_id in seen:
             raise InvalidPourInputError(
                 f"event store id {store.event_store_id!r} appears twice in event_stores"

@@ -24,12 +24,14 @@ import bisect
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from airflow_provider_castore_dam.dam.checkpoints import CheckpointLedger
 from airflow_provider_castore_dam.dam.inputs import ListAggregateIdsOptions, TimeRange
 from airflow_provider_castore_dam.dam.messages import notification_message
+from airflow_provider_castore_dam.dam.pourer import MessagePourer
 from airflow_provider_castore_dam.dam.reading import EVENTS_PAGE_SIZE, iter_aggregate_ids
 from airflow_provider_castore_dam.dam.results import ScanInfos, empty_scan_infos, record_scanned
 from airflow_provider_castore_dam.protocols import (
@@ -50,6 +52,9 @@ PREFETCH_AHEAD = 64
 
 PourKey = tuple[str, str, str, int]
 """(pour timestamp, event store id, aggregate id, version): the pour order."""
+
+StorePourKey = tuple[str, str, int]
+"""(pour timestamp, aggregate id, version): the pour order within one store."""
 
 
 @dataclass(eq=False)
@@ -103,6 +108,8 @@ class EventMerge:
 
     stores: Sequence[EventStore]
     time_range: TimeRange
+    after: Mapping[str, StorePourKey] = field(default_factory=dict)
+    """Per store id: skip events up to this place in the pour order (a checkpoint's)."""
     page_size: int = EVENTS_PAGE_SIZE
     max_buffered_events: int = MAX_BUFFERED_EVENTS
     prefetch_ahead: int = PREFETCH_AHEAD
@@ -151,10 +158,11 @@ class EventMerge:
                 return
             yield ahead.popleft()
 
-    def __iter__(self) -> Iterator[tuple[str, EventDetail]]:
+    def __iter__(self) -> Iterator[tuple[str, str, EventDetail]]:
         return self.events()
 
-    def events(self) -> Generator[tuple[str, EventDetail]]:
+    def events(self) -> Generator[tuple[str, str, EventDetail]]:
+        """(pour timestamp, event store id, event) in pour order."""
         listing = self._read_ahead(self._listing())
         upcoming = next(listing, None)
         heap: list[tuple[PourKey, int, _OpenAggregate]] = []
@@ -188,8 +196,12 @@ class EventMerge:
                 continue
             event = current.take()
             self.buffered_events -= 1
-            if self.time_range.start is None or current.floor >= self.time_range.start:
-                yield current.store.event_store_id, event
+            store_id = current.store.event_store_id
+            after = self.after.get(store_id)
+            if (self.time_range.start is None or current.floor >= self.time_range.start) and (
+                after is None or (current.floor, current.aggregate_id, event["version"]) > after
+            ):
+                yield current.floor, store_id, event
             if current.buffer or not current.exhausted:
                 heapq.heapreplace(heap, (current.key(), rank, current))
             else:
@@ -211,22 +223,40 @@ MESSAGES_PER_BATCH = 500
 """Messages the engine hands the pourer at a time."""
 
 
+class PourBatch(NamedTuple):
+    """Messages in pour order, each with its pour timestamp."""
+
+    messages: list[Message]
+    pour_timestamps: list[str]
+
+
+def pour_batches(
+    batches: Iterable[PourBatch], pourer: MessagePourer, ledger: CheckpointLedger | None
+) -> None:
+    """Publish every batch in order, telling the checkpoint ledger what is in flight."""
+    for batch in batches:
+        if ledger is not None:
+            ledger.add(batch.messages, batch.pour_timestamps)
+        pourer.pour_many(batch.messages)
+    pourer.flush()
+
+
 def _notification_batches(
-    events: Generator[tuple[str, EventDetail]],
-) -> Generator[list[Message]]:
+    events: Generator[tuple[str, str, EventDetail]],
+) -> Generator[PourBatch]:
     try:
-        while batch := [
-            notification_message(store_id, event)
-            for store_id, event in itertools.islice(events, MESSAGES_PER_BATCH)
-        ]:
-            yield batch
+        while batch := list(itertools.islice(events, MESSAGES_PER_BATCH)):
+            yield PourBatch(
+                [notification_message(store_id, event) for _, store_id, event in batch],
+                [pour_timestamp for pour_timestamp, _, _ in batch],
+            )
     finally:
         events.close()
 
 
 def _merge_scan_batches(
     scans: dict[str, Iterator[Sequence[ScannedEvent]]],
-) -> Generator[list[Message]]:
+) -> Generator[PourBatch]:
     """Merges sorted scans a batch at a time: everything before the earliest last timestamp
     of the live stores' current batches (the watermark) is sorted in one go. The sort is
     stable and its input is laid out by store id, each store in its own order, so sorting on
@@ -268,29 +298,65 @@ def _merge_scan_batches(
             )
             del events[:cut]
         ready.sort(key=_pour_timestamp)
-        yield [message for _, message in ready]
+        yield PourBatch(
+            [message for _, message in ready], [pour_timestamp for pour_timestamp, _ in ready]
+        )
 
 
 def _pour_timestamp(item: tuple[str, Any]) -> str:
     return item[0]
 
 
+def _scan_after(
+    store: TimeOrderedEventStore, time_range: TimeRange, after: StorePourKey | None
+) -> Iterator[Sequence[ScannedEvent]]:
+    """The store's scan within ``time_range``, from just after ``after``."""
+    if after is None:
+        return store.scan_event_batches(
+            from_timestamp=time_range.start, to_timestamp=time_range.end
+        )
+    start = after[0] if time_range.start is None else max(time_range.start, after[0])
+    return _batches_after(
+        store.scan_event_batches(from_timestamp=start, to_timestamp=time_range.end), after
+    )
+
+
+def _batches_after(
+    scan: Iterator[Sequence[ScannedEvent]], after: StorePourKey
+) -> Generator[Sequence[ScannedEvent]]:
+    try:
+        passed = False
+        for batch in scan:
+            if not passed:
+                batch = [s for s in batch if (s[0], s[1]["aggregateId"], s[1]["version"]) > after]
+                passed = bool(batch)
+            if batch:
+                yield batch
+    finally:
+        close = getattr(scan, "close", None)
+        if close is not None:
+            close()
+
+
 def merge_scans(
-    stores: Sequence[TimeOrderedEventStore], time_range: TimeRange
-) -> Generator[list[Message]]:
+    stores: Sequence[TimeOrderedEventStore],
+    time_range: TimeRange,
+    after: Mapping[str, StorePourKey] | None = None,
+) -> Generator[PourBatch]:
     """Native path: merge the stores' own time-ordered scans (one store's passes through),
-    as batches of notification messages.
+    as batches of notification messages, each store from just after its ``after`` position.
 
     Closing this iterator closes the stores' scans, releasing their connections."""
-    scans = [
-        store.scan_event_batches(from_timestamp=time_range.start, to_timestamp=time_range.end)
-        for store in stores
-    ]
+    after = after or {}
+    scans = [_scan_after(store, time_range, after.get(store.event_store_id)) for store in stores]
     try:
         if len(stores) == 1:
             store_id = stores[0].event_store_id
             for scanned in scans[0]:
-                yield [notification_message(store_id, event) for _, event in scanned]
+                yield PourBatch(
+                    [notification_message(store_id, event) for _, event in scanned],
+                    [pour_timestamp for pour_timestamp, _ in scanned],
+                )
             return
 
         yield from _merge_scan_batches(
@@ -316,14 +382,16 @@ def scanned_aggregates(store: EventStore, time_range: TimeRange) -> ScanInfos:
 
 
 def messages_in_pour_order(
-    stores: Sequence[EventStore], time_range: TimeRange
-) -> tuple[Generator[list[Message]], dict[str, ScanInfos]]:
+    stores: Sequence[EventStore],
+    time_range: TimeRange,
+    after: Mapping[str, StorePourKey] | None = None,
+) -> tuple[Generator[PourBatch], dict[str, ScanInfos]]:
     """Notification messages of the events of ``stores`` in pour order, a batch at a time,
     and the stores' scan infos (filled as events are read on the merge path, known up front
-    on the native path)."""
+    on the native path). ``after``: per store id, pour only what follows that place."""
     scanning = [store for store in stores if isinstance(store, TimeOrderedEventStore)]
     if len(scanning) == len(stores):
         scans = {store.event_store_id: scanned_aggregates(store, time_range) for store in stores}
-        return merge_scans(scanning, time_range), scans
-    merge = EventMerge(stores, time_range)
+        return merge_scans(scanning, time_range, after), scans
+    merge = EventMerge(stores, time_range, after or {})
     return _notification_batches(merge.events()), merge.scans

@@ -1,17 +1,23 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import Any
 
+from airflow_provider_castore_dam.dam.checkpoints import (
+    Checkpoint,
+    resumed_result,
+    start_pour,
+    version_position,
+)
 from airflow_provider_castore_dam.dam.inputs import (
     parse_aggregate_id,
+    parse_event_store,
     parse_filters,
     parse_get_events_options,
-    parse_rate_limit,
 )
 from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
 from airflow_provider_castore_dam.dam.messages import notification_message
-from airflow_provider_castore_dam.dam.pourer import MessagePourer
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.reading import iter_aggregate_events
 from airflow_provider_castore_dam.dam.results import AggregateEventsPourResult
@@ -27,29 +33,60 @@ def pour_aggregate_events(
     rate_limit: float | None = None,
     *,
     progress: PourProgress | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
+    on_checkpoint: Callable[[Checkpoint], None] | None = None,
 ) -> AggregateEventsPourResult:
     """Publish the events of one aggregate, in version order (descending with ``reverse``).
 
     ``options`` select events as Castore's getEvents does (``min_version``, ``max_version``,
     ``limit``, ``reverse``); ``filters`` (``from``, ``to``, inclusive) then keep those whose
-    timestamp is in range. An unknown aggregate pours nothing.
+    timestamp is in range. An unknown aggregate pours nothing. ``checkpoint`` and
+    ``on_checkpoint`` as in :func:`.pour_event_store_events`.
     """
+    event_store = parse_event_store(event_store)
     aggregate_id = parse_aggregate_id(aggregate_id)
     events_options = parse_get_events_options(options)
     time_range = parse_filters(filters)
-    pourer = MessagePourer(message_channel, parse_rate_limit(rate_limit), progress)
+    store_id = event_store.event_store_id
+    inputs = {
+        "event_store_id": store_id,
+        "aggregate_id": aggregate_id,
+        "options": asdict(events_options),
+        "filters": time_range.as_json(),
+    }
+    pourer, resumed, ledger = start_pour(
+        "pour_aggregate_events",
+        inputs,
+        message_channel,
+        rate_limit,
+        progress,
+        checkpoint,
+        on_checkpoint,
+        lambda: result(),
+    )
+    saved = None if resumed is None else resumed["positions"].get(store_id)
+    done = None if saved is None else version_position(saved, store_id)
+
+    def pending(version: int) -> bool:
+        return done is None or (version < done if events_options.reverse else version > done)
 
     def result() -> AggregateEventsPourResult:
         first, last = pourer.first_poured, pourer.last_poured
         return {
             "poured_event_count": pourer.poured_count,
-            "first_poured_event": None if first is None else first["event"],
-            "last_poured_event": None if last is None else last["event"],
+            "first_poured_event": resumed_result(resumed, "first_poured_event")
+            or (None if first is None else first["event"]),
+            "last_poured_event": resumed_result(resumed, "last_poured_event")
+            if last is None
+            else last["event"],
         }
 
     with interrupted_by_channel(result):
         for event in iter_aggregate_events(event_store, aggregate_id, events_options):
-            if time_range.contains(event["timestamp"]):
-                pourer.pour(notification_message(event_store.event_store_id, event))
+            if time_range.contains(event["timestamp"]) and pending(event["version"]):
+                message = notification_message(store_id, event)
+                if ledger is not None:
+                    ledger.add([message])
+                pourer.pour(message)
         pourer.flush()
     return result()

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from typing import Any
 
+from airflow_provider_castore_dam.dam.checkpoints import (
+    Checkpoint,
+    event_positions,
+    start_pour,
+)
 from airflow_provider_castore_dam.dam.inputs import (
     parse_event_stores,
     parse_filters,
-    parse_rate_limit,
 )
 from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
-from airflow_provider_castore_dam.dam.ordering import messages_in_pour_order
-from airflow_provider_castore_dam.dam.pourer import MessagePourer
+from airflow_provider_castore_dam.dam.ordering import messages_in_pour_order, pour_batches
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.results import CollectionEventsPourResult
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
@@ -24,19 +27,33 @@ def pour_event_store_collection_events(
     rate_limit: float | None = None,
     *,
     progress: PourProgress | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
+    on_checkpoint: Callable[[Checkpoint], None] | None = None,
 ) -> CollectionEventsPourResult:
     """Publish the events of several stores merged in one pour order (see :mod:`.ordering`);
-    equal pour timestamps are broken by event store id."""
+    equal pour timestamps are broken by event store id. ``checkpoint`` and ``on_checkpoint``
+    as in :func:`.pour_event_store_events`."""
     stores = parse_event_stores(event_stores)
     time_range = parse_filters(filters)
-    pourer = MessagePourer(message_channel, parse_rate_limit(rate_limit), progress)
-    batches, scans = messages_in_pour_order(stores, time_range)
+    inputs = {
+        "event_store_ids": [store.event_store_id for store in stores],
+        "filters": time_range.as_json(),
+    }
+    pourer, resumed, ledger = start_pour(
+        "pour_event_store_collection_events",
+        inputs,
+        message_channel,
+        rate_limit,
+        progress,
+        checkpoint,
+        on_checkpoint,
+        lambda: result(),
+    )
+    batches, scans = messages_in_pour_order(stores, time_range, event_positions(resumed))
 
     def result() -> CollectionEventsPourResult:
         return {"poured_event_count": pourer.poured_count, "scans": scans}
 
     with interrupted_by_channel(result), closing(batches):
-        for messages in batches:
-            pourer.pour_many(messages)
-        pourer.flush()
+        pour_batches(batches, pourer, ledger)
     return result()

@@ -1,13 +1,20 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import closing
 from typing import Any
 
-from airflow_provider_castore_dam.dam.inputs import parse_filters, parse_rate_limit
+from airflow_provider_castore_dam.dam.checkpoints import (
+    Checkpoint,
+    event_positions,
+    start_pour,
+)
+from airflow_provider_castore_dam.dam.inputs import (
+    parse_event_store,
+    parse_filters,
+)
 from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
-from airflow_provider_castore_dam.dam.ordering import messages_in_pour_order
-from airflow_provider_castore_dam.dam.pourer import MessagePourer
+from airflow_provider_castore_dam.dam.ordering import messages_in_pour_order, pour_batches
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.results import EventStoreEventsPourResult
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
@@ -20,22 +27,35 @@ def pour_event_store_events(
     rate_limit: float | None = None,
     *,
     progress: PourProgress | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
+    on_checkpoint: Callable[[Checkpoint], None] | None = None,
 ) -> EventStoreEventsPourResult:
     """Publish every event of ``event_store`` in pour order (see :mod:`.ordering`).
 
     ``filters``: ``from`` and ``to``, inclusive. Scanned aggregates are those whose initial
-    event is not after ``to``.
+    event is not after ``to``. ``checkpoint``: resume the pour that saved it (see
+    :mod:`.checkpoints`); ``on_checkpoint`` is called with a new one after every batch the
+    channel confirmed.
     """
+    event_store = parse_event_store(event_store)
     time_range = parse_filters(filters)
-    pourer = MessagePourer(message_channel, parse_rate_limit(rate_limit), progress)
-    batches, scans = messages_in_pour_order([event_store], time_range)
+    inputs = {"event_store_ids": [event_store.event_store_id], "filters": time_range.as_json()}
+    pourer, resumed, ledger = start_pour(
+        "pour_event_store_events",
+        inputs,
+        message_channel,
+        rate_limit,
+        progress,
+        checkpoint,
+        on_checkpoint,
+        lambda: result(),
+    )
+    batches, scans = messages_in_pour_order([event_store], time_range, event_positions(resumed))
     scan_infos = scans[event_store.event_store_id]
 
     def result() -> EventStoreEventsPourResult:
         return {"poured_event_count": pourer.poured_count, **scan_infos}
 
     with interrupted_by_channel(result), closing(batches):
-        for messages in batches:
-            pourer.pour_many(messages)
-        pourer.flush()
+        pour_batches(batches, pourer, ledger)
     return result()

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
+from airflow_provider_castore_dam.dam.inputs import parse_message_channel
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.errors import MessageChannelError, PourStoppedError
 from airflow_provider_castore_dam.protocols import Message, MessageChannel
@@ -52,7 +53,8 @@ class MessagePourer:
     """Collects messages into batches and publishes them as replays.
 
     ``poured_count``, ``first_poured`` and ``last_poured`` only reflect messages the channel
-    confirmed.
+    confirmed; ``poured_count`` starts at ``already_poured`` (a resumed pour's). After each
+    publish call the channel confirmed whole, ``on_confirmed`` gets its message count.
     """
 
     def __init__(
@@ -60,13 +62,17 @@ class MessagePourer:
         channel: MessageChannel,
         rate_limit: float | None,
         progress: PourProgress | None = None,
+        *,
+        already_poured: int = 0,
+        on_confirmed: Callable[[int], None] | None = None,
     ) -> None:
-        self._channel = channel
+        self._channel = parse_message_channel(channel)
         self._progress = progress
         self._batch_size = batch_size_for(rate_limit, channel.max_batch_size)
         self._pacer = None if rate_limit is None else Pacer(rate_limit)
         self._batch: list[Message] = []
-        self.poured_count = 0
+        self._on_confirmed = on_confirmed
+        self.poured_count = already_poured
         self.first_poured: Message | None = None
         self.last_poured: Message | None = None
 
@@ -95,10 +101,14 @@ class MessagePourer:
         try:
             self._channel.publish_messages(batch, replay=True)
         except MessageChannelError as error:
+            # Which of the call's messages were confirmed is not known in order, so
+            # on_confirmed is not told: a resumed pour publishes this call again, whole.
             self.poured_count += error.confirmed_count
             raise
         self.poured_count += len(batch)
         self.first_poured = self.first_poured or batch[0]
         self.last_poured = batch[-1]
+        if self._on_confirmed is not None:
+            self._on_confirmed(len(batch))
         if self._progress is not None:
             self._progress.record(self.poured_count)

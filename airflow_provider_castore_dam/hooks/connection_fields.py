@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow.sdk import Connection
+from airflow.sdk import BaseHook, Connection
+from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
 from airflow_provider_castore_dam.errors import ConnectionConfigError
@@ -48,8 +49,17 @@ class ConnectionFields:
         value = self.values.get(name)
         return None if value == "" else value
 
-    def required(self, name: str, why: str) -> Any:
+    def text(self, name: str) -> str | None:
+        """A string field; ``None`` when absent or empty."""
         value = self.optional(name)
+        if value is not None and not isinstance(value, str):
+            raise ConnectionConfigError(
+                f"connection {self.conn_id!r} has {name} {value!r}; expected a string"
+            )
+        return value
+
+    def required(self, name: str, why: str) -> str:
+        value = self.text(name)
         if value is None:
             raise ConnectionConfigError(f"connection {self.conn_id!r} needs {name!r} {why}")
         return value
@@ -75,11 +85,14 @@ class ConnectionFields:
             ) from error
 
 
-def aws_client(fields: ConnectionFields, service: str) -> Any:
+def aws_client(
+    fields: ConnectionFields, service: str, config_defaults: Mapping[str, Any] | None = None
+) -> Any:
     """A boto3 client built by the amazon provider from the connection's ``aws_conn_id``
     (default ``aws_default``; null for boto3's own credential chain) with its keys, role
     assumption, region and endpoint; this connection's region and endpoint URL take
-    precedence when set."""
+    precedence when set. ``config_defaults``: botocore ``Config`` options applied unless the
+    AWS connection's own config sets them (e.g. ``signature_version``)."""
     try:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
     except ImportError as error:
@@ -87,12 +100,48 @@ def aws_client(fields: ConnectionFields, service: str) -> Any:
             f"connection {fields.conn_id!r} needs the amazon provider: "
             "pip install 'airflow-provider-castore-dam[aws]'"
         ) from error
-    region_name = fields.optional("region_name")
-    endpoint_url = fields.optional("endpoint_url")
-    aws_conn_id = fields.values.get("aws_conn_id", "aws_default") or None
+    from botocore.exceptions import NoRegionError
+
+    region_name = fields.text("region_name")
+    endpoint_url = fields.text("endpoint_url")
+    aws_conn_id = _aws_conn_id(fields)
     hook = AwsBaseHook(aws_conn_id=aws_conn_id, client_type=service, region_name=region_name)
-    if endpoint_url is None:
-        return hook.get_client_type(region_name=region_name)
-    return hook.get_session(region_name=region_name).client(
-        service, endpoint_url=endpoint_url, config=hook.config, verify=hook.verify
-    )
+    config = _with_defaults(hook.config, config_defaults or {})
+    try:
+        if endpoint_url is None:
+            return hook.get_client_type(region_name=region_name, config=config)
+        return hook.get_session(region_name=region_name).client(
+            service, endpoint_url=endpoint_url, config=config, verify=hook.verify
+        )
+    except NoRegionError as error:
+        raise ConnectionConfigError(
+            f"connection {fields.conn_id!r} has no AWS region for {service}: set region_name "
+            f"in it or in its AWS connection {aws_conn_id!r}"
+        ) from error
+
+
+def _aws_conn_id(fields: ConnectionFields) -> str | None:
+    """The AWS connection id: ``aws_default`` unless set; empty for boto3's own chain. One set
+    explicitly must exist (the amazon provider would silently fall back to boto3's chain)."""
+    if "aws_conn_id" not in fields.values:
+        return "aws_default"
+    aws_conn_id = fields.text("aws_conn_id")
+    if aws_conn_id is not None:
+        try:
+            BaseHook.get_connection(aws_conn_id)
+        except AirflowNotFoundException as error:
+            raise ConnectionConfigError(
+                f"connection {fields.conn_id!r} has aws_conn_id {aws_conn_id!r}, which is not "
+                "an Airflow connection; leave it empty for boto3's default credential chain"
+            ) from error
+    return aws_conn_id
+
+
+def _with_defaults(config: Any, defaults: Mapping[str, Any]) -> Any:
+    """``config`` (a botocore ``Config`` or None) with ``defaults`` for the options it leaves
+    unset."""
+    from botocore.config import Config
+
+    base = config or Config()
+    unset = {name: value for name, value in defaults.items() if getattr(base, name) is None}
+    return base.merge(Config(**unset)) if unset else base

@@ -5,12 +5,21 @@ from typing import Any
 
 from airflow.sdk import BaseHook, Connection
 
-from airflow_provider_castore_dam.errors import ConnectionConfigError
+from airflow_provider_castore_dam.errors import ConnectionConfigError, InvalidPourInputError
 from airflow_provider_castore_dam.hooks.connection_fields import ConnectionFields, aws_client
 from airflow_provider_castore_dam.protocols import EventStore
 
+DYNAMODB_READS = ("scan", "query")
 EVENT_STORE_KINDS = ("postgres", "dynamodb-single-table", "dynamodb-legacy", "in-memory-demo")
 PSYCOPG_EXTRA_PARAMETERS = ("sslmode", "sslrootcert", "connect_timeout", "application_name")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _check_event_store_id(event_store_id: object) -> None:
+    if not isinstance(event_store_id, str) or not event_store_id:
+        raise InvalidPourInputError(
+            f"event_store_id must be a non-empty string, not {event_store_id!r}"
+        )
 
 
 class CastoreEventStoreHook(BaseHook):
@@ -45,6 +54,7 @@ class CastoreEventStoreHook(BaseHook):
 
     def get_event_store(self, event_store_id: str) -> EventStore:
         """The event store ``event_store_id`` in the storage this connection points at."""
+        _check_event_store_id(event_store_id)
         kind = self.kind
         if kind == "postgres":
             conninfo = self.postgres_conninfo()
@@ -52,19 +62,28 @@ class CastoreEventStoreHook(BaseHook):
 
             return PostgresEventStore(
                 conninfo=conninfo,
-                table=self.fields.optional("table") or "event",
+                table=self.fields.text("table") or "event",
                 event_store_id=event_store_id,
             )
         if kind == "in-memory-demo":
             from airflow_provider_castore_dam.demo import DEMO_EVENTS
             from airflow_provider_castore_dam.stores import InMemoryEventStore
 
-            return InMemoryEventStore(event_store_id, DEMO_EVENTS.get(event_store_id, []))
+            if event_store_id not in DEMO_EVENTS:
+                raise InvalidPourInputError(
+                    f"event store id {event_store_id!r} is not a store of the in-memory-demo "
+                    f"connection {self.castore_event_store_conn_id!r}; it has "
+                    f"{', '.join(DEMO_EVENTS)}"
+                )
+            return InMemoryEventStore(event_store_id, DEMO_EVENTS[event_store_id])
         from airflow_provider_castore_dam.stores.dynamodb import DynamoDBEventStore
+        from airflow_provider_castore_dam.stores.dynamodb_scan import DynamoDBTableScanEventStore
 
         table: str = self.fields.required("table", "(the DynamoDB table name)")
         legacy = kind == "dynamodb-legacy"
-        return DynamoDBEventStore(
+        read = self.fields.choice("dynamodb_read", DYNAMODB_READS, default="scan")
+        store_class = DynamoDBTableScanEventStore if read == "scan" else DynamoDBEventStore
+        return store_class(
             event_store_id,
             table.replace("{event_store_id}", event_store_id) if legacy else table,
             layout="legacy" if legacy else "single-table",
@@ -80,24 +99,36 @@ class CastoreEventStoreHook(BaseHook):
             raise ConnectionConfigError(
                 f"connection {connection.conn_id!r} of kind postgres needs a host"
             )
-        extra = {
-            name: self.fields.optional(name)
-            for name in PSYCOPG_EXTRA_PARAMETERS
-            if self.fields.optional(name) is not None
-        }
         return make_conninfo(
             host=connection.host,
             port=connection.port or 5432,
             user=connection.login or None,
             password=connection.password or None,
             dbname=connection.schema or None,
-            **extra,
+            **self._psycopg_extra(),
         )
+
+    def _psycopg_extra(self) -> dict[str, Any]:
+        """The libpq parameters set in the connection's extra, checked (libpq itself would only
+        refuse them when connecting, as if the server were unreachable)."""
+        extra: dict[str, Any] = {}
+        for name in PSYCOPG_EXTRA_PARAMETERS:
+            if self.fields.optional(name) is None:
+                continue
+            if name == "sslmode":
+                extra[name] = self.fields.choice(name, SSL_MODES)
+            elif name == "connect_timeout":
+                extra[name] = self.fields.number(name, 0)
+            else:
+                extra[name] = str(self.fields.text(name))
+        return extra
 
     def test_connection(self) -> tuple[bool, str]:
         """Reads one page of a store's aggregate ids, which checks reachability, credentials
         and the table's layout."""
         try:
+            if self.kind == "in-memory-demo":
+                return True, "in-memory-demo event store connection works"
             store = self.get_event_store("__connection_test__")
             store.list_aggregate_ids(limit=1)
         except Exception as error:

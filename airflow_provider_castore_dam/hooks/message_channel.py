@@ -5,11 +5,16 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_castore_dam.channels.aws_names import check_event_bus_name, check_queue_url
+from airflow_provider_castore_dam.errors import ConnectionConfigError, InvalidPourInputError
 from airflow_provider_castore_dam.hooks.connection_fields import ConnectionFields, aws_client
 from airflow_provider_castore_dam.protocols import MessageChannel
 
 MESSAGE_CHANNEL_KINDS = ("sqs", "eventbridge", "in-memory")
 FIFO_DEDUPLICATIONS = ("castore", "run")
+S3_CONFIG_DEFAULTS = {"signature_version": "s3v4"}
+"""Presigned URLs signed with SigV4, as Castore's (botocore signs them with SigV2 in
+us-east-1 otherwise); an AWS connection whose config sets a signature version keeps it."""
 
 
 class CastoreMessageChannelHook(BaseHook):
@@ -43,6 +48,16 @@ class CastoreMessageChannelHook(BaseHook):
         return self.fields.choice("kind", MESSAGE_CHANNEL_KINDS)
 
     def get_message_channel(self) -> MessageChannel:
+        """The channel, checked before anything is published: a queue URL, bus name or
+        option it refuses raises :class:`ConnectionConfigError` naming this connection."""
+        try:
+            return self._message_channel()
+        except InvalidPourInputError as error:
+            raise ConnectionConfigError(
+                f"connection {self.castore_message_channel_conn_id!r}: {error}"
+            ) from error
+
+    def _message_channel(self) -> MessageChannel:
         kind = self.kind
         if kind == "in-memory":
             from airflow_provider_castore_dam.channels import InMemoryMessageChannel
@@ -69,16 +84,16 @@ class CastoreMessageChannelHook(BaseHook):
         )
 
     def _s3_offload(self) -> Any:
-        bucket = self.fields.optional("s3_offload_bucket")
+        bucket = self.fields.text("s3_offload_bucket")
         if bucket is None:
             return None
         from airflow_provider_castore_dam.channels.s3_offload import S3Offload
 
         return S3Offload(
             bucket,
-            prefix=self.fields.optional("s3_offload_prefix") or "",
+            prefix=self.fields.text("s3_offload_prefix") or "",
             url_expiry_seconds=self.fields.number("s3_url_expiry_seconds", 900),
-            client=aws_client(self.fields, "s3"),
+            client=aws_client(self.fields, "s3", S3_CONFIG_DEFAULTS),
         )
 
     def test_connection(self) -> tuple[bool, str]:
@@ -86,13 +101,14 @@ class CastoreMessageChannelHook(BaseHook):
         try:
             kind = self.kind
             if kind == "sqs":
+                queue_url = self.fields.required("queue_url", "(the SQS queue URL)")
                 aws_client(self.fields, "sqs").get_queue_attributes(
-                    QueueUrl=self.fields.required("queue_url", "(the SQS queue URL)"),
-                    AttributeNames=["QueueArn"],
+                    QueueUrl=check_queue_url(queue_url), AttributeNames=["QueueArn"]
                 )
             elif kind == "eventbridge":
+                bus_name = self.fields.required("event_bus_name", "(the EventBridge bus name)")
                 aws_client(self.fields, "events").describe_event_bus(
-                    Name=self.fields.required("event_bus_name", "(the EventBridge bus name)")
+                    Name=check_event_bus_name(bus_name)
                 )
             bucket = self.fields.optional("s3_offload_bucket")
             if kind != "in-memory" and bucket is not None:

@@ -8,6 +8,9 @@ utility, logs progress every ``progress_interval`` seconds and returns the engin
 
 from __future__ import annotations
 
+import ast
+import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -23,12 +26,15 @@ from airflow_provider_castore_dam.dam import (
     pour_event_store_collection_events,
     pour_event_store_events,
 )
+from airflow_provider_castore_dam.dam.checkpoints import CheckpointMismatchError
 from airflow_provider_castore_dam.errors import InvalidPourInputError
 from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
 from airflow_provider_castore_dam.hooks.message_channel import CastoreMessageChannelHook
+from airflow_provider_castore_dam.operators.checkpointing import TaskCheckpoints
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
 
 LOGGED_IN_MEMORY_MESSAGES = 100
+INTEGER_OPTIONS = ("limit", "min_version", "max_version")
 
 
 def rendered_rate_limit(value: Any) -> float | None:
@@ -54,13 +60,62 @@ def rendered_bool(value: Any, name: str) -> bool:
     raise InvalidPourInputError(f"{name} must be true or false, not {value!r}")
 
 
+def rendered_options(options: Any) -> Any:
+    """Options from rendered templates: whole-number strings (``"500"``) of the integer options
+    and ``"true"`` / ``"false"`` of ``reverse`` are converted; the engine checks the rest."""
+    if not isinstance(options, Mapping):
+        return options
+    return {key: _rendered_option(key, value) for key, value in options.items()}
+
+
+def _rendered_option(key: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if key in INTEGER_OPTIONS and re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    if key == "reverse" and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return value
+
+
 def rendered_event_store_ids(value: Any) -> list[str]:
-    """A list of ids, or one string of comma-separated ids (what a template renders)."""
+    """A list of ids; or one string (what a template renders): comma-separated ids, or a
+    list literal such as ``"['POKEMONS', 'TRAINERS']"`` (a list param rendered without
+    ``render_template_as_native_obj``). At least one id, each once."""
+    ids = _event_store_ids(value)
+    if not ids:
+        raise InvalidPourInputError(
+            f"event_store_ids {value!r} names no event store; give at least one id"
+        )
+    twice = sorted({store_id for store_id in ids if ids.count(store_id) > 1})
+    if twice:
+        raise InvalidPourInputError(
+            f"event_store_ids {value!r} names {', '.join(map(repr, twice))} more than once"
+        )
+    return ids
+
+
+def _event_store_ids(value: Any) -> list[str]:
     if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    if isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
+        text = value.strip()
+        if not (text.startswith("[") and text.endswith("]")):
+            return [part.strip() for part in text.split(",") if part.strip()]
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as error:
+            raise InvalidPourInputError(
+                f"event_store_ids {value!r} is not a list of ids nor comma-separated ids"
+            ) from error
+    if (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and all(isinstance(item, str) and item for item in value)
+    ):
         return list(value)
-    raise InvalidPourInputError(f"event_store_ids must be a list of ids, not {value!r}")
+    raise InvalidPourInputError(
+        f"event_store_ids must be a list of non-empty ids or comma-separated ids, not {value!r}"
+    )
 
 
 class BasePourOperator(BaseOperator):
@@ -72,8 +127,13 @@ class BasePourOperator(BaseOperator):
         "message_channel_conn_id",
         "rate_limit",
         "pour_dry_run",
+        "resume_from",
     )
-    template_fields_renderers: ClassVar[dict[str, str]] = {"options": "json", "filters": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {
+        "options": "json",
+        "filters": "json",
+        "resume_from": "json",
+    }
     ui_color = "#f2d4b6"
 
     def __init__(
@@ -84,9 +144,11 @@ class BasePourOperator(BaseOperator):
         rate_limit: float | str | None = None,
         dry_run: bool | str = False,
         progress_interval: float = 5.0,
+        resume_from: Mapping[str, Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.resume_from = resume_from
         self.event_store_conn_id = event_store_conn_id
         self.message_channel_conn_id = message_channel_conn_id
         self.rate_limit = rate_limit
@@ -99,20 +161,42 @@ class BasePourOperator(BaseOperator):
         return CastoreEventStoreHook(self.event_store_conn_id).get_event_store(event_store_id)
 
     def pour(
-        self, channel: MessageChannel, rate_limit: float | None, progress: PourProgress
+        self, channel: MessageChannel, rate_limit: float | None, **engine: Any
     ) -> Mapping[str, Any]:
+        """Run the engine's utility; ``engine`` holds its keyword arguments (``progress``,
+        ``checkpoint``, ``on_checkpoint``)."""
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = rendered_bool(self.pour_dry_run, "dry_run")
         rate_limit = rendered_rate_limit(self.rate_limit)
+        checkpoints = None if dry_run else TaskCheckpoints.of(context, self.resume_from)
+        if checkpoints is not None and not checkpoints.kept_across_retries:
+            self.log.warning(
+                "No task_state_store in the task context (Airflow < 3.3?): a retry of this "
+                "task will start the pour over"
+            )
         channel: MessageChannel = (
             DryRunMessageChannel()
             if dry_run
             else CastoreMessageChannelHook(self.message_channel_conn_id).get_message_channel()
         )
         self._progress = PourProgress(self._log_progress, self.progress_interval)
-        result = dict(self.pour(channel, None if dry_run else rate_limit, self._progress))
+        try:
+            if checkpoints is None:
+                result = dict(self.pour(channel, rate_limit, progress=self._progress))
+            else:
+                result = dict(self._pour_resuming(channel, rate_limit, checkpoints))
+        except Exception:
+            if checkpoints is not None and checkpoints.last is not None:
+                self.log.error(
+                    "Pour failed; a retry of this task resumes from its last checkpoint. "
+                    "To resume it after clearing the task, pass it as resume_from: %s",
+                    json.dumps(checkpoints.last),
+                )
+            raise
+        if checkpoints is not None:
+            checkpoints.finished()
         if isinstance(channel, DryRunMessageChannel):
             result["dry_run"] = channel.summary()
             self.log.info("Dry run, nothing published: %s", result["dry_run"])
@@ -121,6 +205,29 @@ class BasePourOperator(BaseOperator):
                 self.log.info("Published (replay=%s): %s", published.replay, published.message)
         self.log.info("Pour done: %s", result)
         return result
+
+    def _pour_resuming(
+        self, channel: MessageChannel, rate_limit: float | None, checkpoints: TaskCheckpoints
+    ) -> Mapping[str, Any]:
+        """The pour, from the checkpoint of an earlier try (else from ``resume_from``), saving
+        a checkpoint after every confirmed batch. An earlier try's checkpoint that does not
+        fit this pour (its arguments changed) is dropped with a warning."""
+        saved = checkpoints.saved()
+        checkpoint = saved or checkpoints.given()
+        if checkpoint is not None:
+            self.log.info(
+                "Resuming the pour from %s: %s",
+                "an earlier try's checkpoint" if saved else "resume_from",
+                json.dumps(checkpoint.get("result")),
+            )
+        engine = {"progress": self._progress, "on_checkpoint": checkpoints.save}
+        try:
+            return self.pour(channel, rate_limit, checkpoint=checkpoint, **engine)
+        except CheckpointMismatchError as error:
+            if saved is None:
+                raise
+            self.log.warning("Not resuming (%s); starting the pour over", error)
+            return self.pour(channel, rate_limit, checkpoint=None, **engine)
 
     def _log_progress(self, report: ProgressReport) -> None:
         self.log.info(
@@ -154,14 +261,14 @@ class PourEventStoreAggregateIdsOperator(BasePourOperator):
         self.options = options
 
     def pour(
-        self, channel: MessageChannel, rate_limit: float | None, progress: PourProgress
+        self, channel: MessageChannel, rate_limit: float | None, **engine: Any
     ) -> Mapping[str, Any]:
         return pour_event_store_aggregate_ids(
             self.event_store(self.event_store_id),
             channel,
-            self.options,
+            rendered_options(self.options),
             rate_limit,
-            progress=progress,
+            **engine,
         )
 
 
@@ -193,16 +300,16 @@ class PourAggregateEventsOperator(BasePourOperator):
         self.filters = filters
 
     def pour(
-        self, channel: MessageChannel, rate_limit: float | None, progress: PourProgress
+        self, channel: MessageChannel, rate_limit: float | None, **engine: Any
     ) -> Mapping[str, Any]:
         return pour_aggregate_events(
             self.event_store(self.event_store_id),
             channel,
             self.aggregate_id,
-            self.options,
+            rendered_options(self.options),
             self.filters,
             rate_limit,
-            progress=progress,
+            **engine,
         )
 
 
@@ -224,14 +331,14 @@ class PourEventStoreEventsOperator(BasePourOperator):
         self.filters = filters
 
     def pour(
-        self, channel: MessageChannel, rate_limit: float | None, progress: PourProgress
+        self, channel: MessageChannel, rate_limit: float | None, **engine: Any
     ) -> Mapping[str, Any]:
         return pour_event_store_events(
             self.event_store(self.event_store_id),
             channel,
             self.filters,
             rate_limit,
-            progress=progress,
+            **engine,
         )
 
 
@@ -259,12 +366,12 @@ class PourEventStoreCollectionEventsOperator(BasePourOperator):
         self.filters = filters
 
     def pour(
-        self, channel: MessageChannel, rate_limit: float | None, progress: PourProgress
+        self, channel: MessageChannel, rate_limit: float | None, **engine: Any
     ) -> Mapping[str, Any]:
         stores = [
             self.event_store(store_id)
             for store_id in rendered_event_store_ids(self.event_store_ids)
         ]
         return pour_event_store_collection_events(
-            stores, channel, self.filters, rate_limit, progress=progress
+            stores, channel, self.filters, rate_limit, **engine
         )

@@ -40,6 +40,13 @@ from airflow_provider_castore_dam.protocols import (
     EventDetail,
     ScannedAggregate,
 )
+from airflow_provider_castore_dam.retry import (
+    RetryPolicy,
+    call_with_retries,
+    classify_aws_error,
+    gave_up_note,
+)
+from airflow_provider_castore_dam.stores.dynamodb_items import raw_items
 
 try:
     import boto3
@@ -98,6 +105,9 @@ _UNREACHABLE_ERRORS = (
     ConnectionClosedError,
 )
 
+_SNAKE_CASE = {"DescribeTable": "describe_table", "Query": "query", "Scan": "scan"}
+"""The client method of each DynamoDB operation the store calls."""
+
 _EventsRequest = tuple[str, int | None, int | None, int | None, bool]
 """(aggregate id, min version, max version, limit, reverse): the arguments of ``get_events``."""
 
@@ -118,8 +128,11 @@ def _number(text: str) -> int | float:
 
 
 def _binary(raw: Any) -> str:
-    data = raw if isinstance(raw, (bytes, bytearray)) else str(raw).encode()
-    return base64.b64encode(bytes(data)).decode("ascii")
+    """Base64 text of a binary value: botocore gives bytes, the raw response JSON
+    (:mod:`.dynamodb_items`) already base64 text."""
+    if isinstance(raw, str):
+        return raw
+    return base64.b64encode(bytes(raw)).decode("ascii")
 
 
 def _json_value(attribute: Mapping[str, Any]) -> Any:
@@ -194,8 +207,15 @@ class DynamoDBEventStore:
 
     Give either ``client`` (a boto3 DynamoDB client, used as is) or any of ``session``,
     ``region_name``, ``endpoint_url``, ``client_config`` (a client is then made with boto3's
-    standard credential chain, a short connect timeout and few retries). Nothing is sent until
-    the first read, which first checks the table's layout once (``DescribeTable``).
+    standard credential chain, a short connect timeout and botocore's retries off). Nothing is
+    sent until the first read, which first checks the table's layout once (``DescribeTable``).
+
+    Every request is retried on transient errors (throttling such as
+    ``ProvisionedThroughputExceededException``, ``ThrottlingException``,
+    ``RequestLimitExceeded``; ``InternalServerError`` and other 5xx; dropped connections and
+    timeouts) within ``retry_policy`` (default ``RetryPolicy()``: 8 attempts, 60 s);
+    ``max_attempts`` is a shorthand for ``retry_policy=RetryPolicy(max_attempts=...)``. Other
+    errors are raised at once. See :mod:`airflow_provider_castore_dam.retry`.
 
     Safe to share between threads (boto3 clients are). ``close()`` stops the prefetch threads.
     """
@@ -218,7 +238,8 @@ class DynamoDBEventStore:
         prefetch_capacity: int = DEFAULT_PREFETCH_CAPACITY,
         connect_timeout: float = 3.0,
         read_timeout: float = 30.0,
-        max_attempts: int = 3,
+        max_attempts: int | None = None,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         for name, text in (
             ("event_store_id", event_store_id),
@@ -240,6 +261,13 @@ class DynamoDBEventStore:
             ("max_attempts", max_attempts),
         ):
             _positive(number, name)
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise EventStoreError(f"retry_policy must be a RetryPolicy, not {retry_policy!r}")
+        if retry_policy is not None and max_attempts is not None:
+            raise EventStoreError("give either max_attempts or retry_policy, not both")
+        self._retry_policy = retry_policy or (
+            RetryPolicy() if max_attempts is None else RetryPolicy(max_attempts=max_attempts)
+        )
         self._event_store_id = event_store_id
         self._table_name = table_name
         self._layout: Layout = "legacy" if layout == "legacy" else "single-table"
@@ -264,7 +292,6 @@ class DynamoDBEventStore:
                 client_config,
                 connect_timeout,
                 read_timeout,
-                max_attempts,
             )
         )
         if self._layout == "single-table":
@@ -291,12 +318,12 @@ class DynamoDBEventStore:
         client_config: Any,
         connect_timeout: float,
         read_timeout: float,
-        max_attempts: int,
     ) -> Any:
+        # One attempt per request: ``_call`` retries within the store's retry policy.
         config = Config(
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retries={"max_attempts": max_attempts, "mode": "standard"},
+            retries={"total_max_attempts": 1, "mode": "standard"},
         )
         if client_config is not None:
             config = config.merge(client_config)
@@ -480,7 +507,8 @@ class DynamoDBEventStore:
         while limit is None or len(events) < limit:
             if limit is not None:
                 query["Limit"] = limit - len(events)
-            response = self._call("Query", query)
+            with raw_items(self._client):
+                response = self._call("Query", query)
             events.extend(self._event(item) for item in response.get("Items", []))
             if not response.get("LastEvaluatedKey"):
                 break
@@ -734,11 +762,16 @@ class DynamoDBEventStore:
             )
 
     def _call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
-        method: Callable[..., dict[str, Any]] = (
-            self._client.query if operation == "Query" else self._client.describe_table
-        )
+        """One request, retried on transient errors within the retry policy (see
+        :mod:`airflow_provider_castore_dam.retry`); errors become :class:`EventStoreError`."""
+        method: Callable[..., dict[str, Any]] = getattr(self._client, _SNAKE_CASE[operation])
         try:
-            return method(**request)
+            return call_with_retries(
+                lambda: method(**request),
+                policy=self._retry_policy,
+                what=f"DynamoDB {operation} on table {self._table_name!r}",
+                classify=classify_aws_error,
+            )
         except ClientError as error:
             raise self._client_error(operation, request, error) from error
         except (NoCredentialsError, PartialCredentialsError) as error:
@@ -749,10 +782,12 @@ class DynamoDBEventStore:
             ) from error
         except _UNREACHABLE_ERRORS as error:
             raise EventStoreError(
-                f"cannot reach DynamoDB to read {self._where()}: {error}"
+                f"cannot reach DynamoDB to read {self._where()}: {error}{gave_up_note(error)}"
             ) from error
         except BotoCoreError as error:
-            raise EventStoreError(f"{operation} on {self._where()} failed: {error}") from (error)
+            raise EventStoreError(
+                f"{operation} on {self._where()} failed: {error}{gave_up_note(error)}"
+            ) from error
 
     def _client_error(
         self, operation: str, request: Mapping[str, Any], error: Any
@@ -781,7 +816,9 @@ class DynamoDBEventStore:
                 f"({code}: {message}); check the access key, secret, session token and the "
                 f"IAM policy (dynamodb:Query, dynamodb:DescribeTable)"
             )
-        return EventStoreError(f"{operation} on {self._where()} failed: {code}: {message}")
+        return EventStoreError(
+            f"{operation} on {self._where()} failed: {code}: {message}{gave_up_note(error)}"
+        )
 
 
 def _error_code(error: Any) -> str:

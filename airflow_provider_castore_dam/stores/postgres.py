@@ -13,6 +13,12 @@ queries it runs and where it differs from Castore.
   finds the earliest such event, and the scan switches to a windowed query from there on.
 - Timestamps are formatted by PostgreSQL in UTC, whatever the session time zone; identifiers
   are always quoted; every connection is read-only.
+- Transient errors (a dropped or refused connection, a server restarting, too many clients,
+  serialization failures) are retried within the store's ``retry_policy`` (see
+  :mod:`airflow_provider_castore_dam.retry` and :func:`_postgres_failure`): connecting, each
+  listing page, each aggregate's events, and each batch of a scan, which resumes strictly after
+  the last event it delivered (:meth:`PostgresEventStore._scan_after`). Other errors (bad
+  credentials, a missing database or table, bad SQL) are raised at once.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from itertools import islice
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -46,8 +52,16 @@ from airflow_provider_castore_dam.protocols import (
     ScannedAggregate,
     ScannedEvent,
 )
+from airflow_provider_castore_dam.retry import (
+    Failure,
+    RetryPolicy,
+    call_with_retries,
+    gave_up_note,
+)
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_TABLE = "event"
 DEFAULT_PAGE_SIZE = 1000
@@ -89,6 +103,37 @@ _AUTHENTICATION_FAILED = re.compile(
     r'authentication failed|role "[^"]*" does not exist|no pg_hba\.conf entry|password'
 )
 _NO_DATABASE = re.compile(r'database "[^"]*" does not exist')
+_PERMANENT_CONNECTION_ERRORS = re.compile(
+    "|".join(
+        (
+            _AUTHENTICATION_FAILED.pattern,
+            _NO_DATABASE.pattern,
+            r"permission denied",
+            r"SSL.* required|does not support SSL|certificate",
+            r"invalid (connection option|integer value|sslmode|port)",
+            r"could not translate host name(?!.*Temporary failure)",
+            r"unsupported frontend protocol",
+        )
+    ),
+    re.IGNORECASE,
+)
+"""Connection failures without an SQLSTATE (those libpq reports at connect time) that no
+retry mends; any other is taken as transient (refused, reset, closed, timed out, starting up,
+too many clients)."""
+_RETRYABLE_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "53000",  # insufficient_resources
+        "53200",  # out_of_memory
+        "53300",  # too_many_connections
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now
+        "57P05",  # idle_session_timeout
+    }
+)
+"""Transient SQLSTATEs, besides class 08 (connection exception)."""
 _TOKEN_VERSION = "pg1"
 _INT64_MAX = 2**63 - 1
 _CURSOR_NAME = "castore_dam_scan"
@@ -297,6 +342,40 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def _postgres_failure(error: BaseException) -> Failure:
+    """Whether a PostgreSQL error is transient (retried) or permanent.
+
+    Transient: SQLSTATE class 08 (connection exception) and :data:`_RETRYABLE_SQLSTATES`
+    (server shutting down or starting up, too many clients, serialization failure...), and a
+    connection lost or refused without an SQLSTATE (``OperationalError``: reset, closed,
+    timed out), unless :data:`_PERMANENT_CONNECTION_ERRORS` says it cannot get better (bad
+    credentials, no such database). Permanent: every other error (undefined table or column,
+    syntax, privileges, a cancelled statement...), and ``PoolTimeout``, after which the pool
+    has already waited ``pool_timeout``.
+    """
+    text = _one_line(error)
+    name = type(error).__name__
+    if isinstance(error, PoolTimeout) or not isinstance(error, psycopg.Error):
+        return Failure(name, text, False)
+    state = error.sqlstate
+    if state is not None:
+        retryable = state.startswith("08") or state in _RETRYABLE_SQLSTATES
+        return Failure(f"{name} ({state})", text, retryable)
+    if isinstance(error, psycopg.OperationalError):
+        return Failure(name, text, not _PERMANENT_CONNECTION_ERRORS.search(text))
+    return Failure(name, text, False)
+
+
+_ScanKey = tuple[str, str, int]
+"""``(pour timestamp, aggregate id, version)``: a position in a scan's pour order, compared as
+the scan query orders (ids by code point, which is Python's string order)."""
+
+
+def _scan_key(scanned: ScannedEvent) -> _ScanKey:
+    event = scanned.event
+    return (scanned.pour_timestamp, event["aggregateId"], event["version"])
+
+
 def _split_table(table: str | tuple[str, str]) -> tuple[str, ...]:
     if isinstance(table, tuple):
         parts: tuple[str, ...] = table
@@ -341,6 +420,9 @@ class PostgresEventStore:
     Connections come from a ``psycopg_pool.ConnectionPool`` (``min_pool_size`` to
     ``max_pool_size``; a scan uses two at once). Close the store with :meth:`close`, or use it
     as a context manager.
+
+    Transient errors are retried within ``retry_policy`` (default ``RetryPolicy()``: 8 attempts
+    and 60 s per operation, or per scan batch); see the module docstring.
     """
 
     def __init__(
@@ -361,6 +443,7 @@ class PostgresEventStore:
         default_page_size: int = DEFAULT_PAGE_SIZE,
         scan_batch_size: int = DEFAULT_SCAN_BATCH_SIZE,
         check_clock_skew: bool = True,
+        retry_policy: RetryPolicy | None = None,
         **connection_params: Any,
     ) -> None:
         if not isinstance(event_store_id, str) or not event_store_id:
@@ -390,6 +473,9 @@ class PostgresEventStore:
                 f"check_clock_skew must be true or false, not {check_clock_skew!r}"
             )
         self._check_clock_skew = check_clock_skew
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise EventStoreError(f"retry_policy must be a RetryPolicy, not {retry_policy!r}")
+        self._retry_policy = retry_policy or RetryPolicy()
         parts = {
             key: value
             for key, value in {
@@ -490,18 +576,32 @@ class PostgresEventStore:
             return self._layout
 
     def _open(self) -> _Layout:
+        connected = False
+
+        def probe() -> _Layout:
+            nonlocal connected
+            connected = False
+            conn = psycopg.connect(self._conninfo, **self._connect_kwargs)
+            connected = True
+            with conn:
+                self._configure(conn)
+                layout = self._inspect(conn)
+                self._warn_if_empty(conn, layout)
+            return layout
+
         try:
-            probe = psycopg.connect(self._conninfo, **self._connect_kwargs)
+            layout = call_with_retries(
+                probe,
+                policy=self._retry_policy,
+                what=f"connecting to PostgreSQL at {self._where}",
+                classify=_postgres_failure,
+            )
         except psycopg.Error as error:
-            raise self._connection_error(error) from error
-        try:
-            with probe:
-                self._configure(probe)
-                layout = self._inspect(probe)
-                self._warn_if_empty(probe, layout)
-        except psycopg.Error as error:
+            if not connected:
+                raise self._connection_error(error) from error
             raise EventStoreError(
-                f"checking table {self._table_text} at {self._where} failed: {_one_line(error)}"
+                f"checking table {self._table_text} at {self._where} failed: "
+                f"{_one_line(error)}{gave_up_note(error)}"
             ) from error
         try:
             self._pool.open(wait=True, timeout=self._pool.timeout)
@@ -521,7 +621,9 @@ class PostgresEventStore:
             what = "the database does not exist"
         else:
             what = "the server is unreachable"
-        return EventStoreError(f"cannot connect to PostgreSQL at {self._where}: {what}: {text}")
+        return EventStoreError(
+            f"cannot connect to PostgreSQL at {self._where}: {what}: {text}{gave_up_note(error)}"
+        )
 
     def _inspect(self, conn: psycopg.Connection[Any]) -> _Layout:
         """Find the table, check it has Castore's columns with usable types."""
@@ -654,8 +756,28 @@ class PostgresEventStore:
             ) from error
         except psycopg.Error as error:
             raise EventStoreError(
-                f"{what} from table {layout.table_text} at {self._where} failed: {_one_line(error)}"
+                f"{what} from table {layout.table_text} at {self._where} failed: "
+                f"{_one_line(error)}{gave_up_note(error)}"
             ) from error
+
+    def _with_retries(self, function: Callable[[], T], what: str, layout: _Layout) -> T:
+        """``function`` (one query on a pooled connection), retried on transient errors."""
+        return call_with_retries(
+            function,
+            policy=self._retry_policy,
+            what=f"{what} from table {layout.table_text} at {self._where}",
+            classify=_postgres_failure,
+        )
+
+    def _fetch_all(
+        self, what: str, layout: _Layout, query: sql.Composed, params: Mapping[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        def fetch() -> list[tuple[Any, ...]]:
+            with self._pool.connection() as conn:
+                return conn.execute(query, params).fetchall()
+
+        with self._reading(what, layout):
+            return self._with_retries(fetch, what, layout)
 
     # ------------------------------------------------------------------ listing
 
@@ -716,8 +838,7 @@ class PostgresEventStore:
             timestamp=timestamp,
             direction=direction,
         )
-        with self._reading("listing aggregates", layout), self._pool.connection() as conn:
-            rows = conn.execute(query, params).fetchall()
+        rows = self._fetch_all("listing aggregates", layout, query, params)
         page = rows[:size]
         next_token = None
         if len(rows) > size:
@@ -777,9 +898,7 @@ class PostgresEventStore:
         )
         if limit is not None:
             params["limit"] = limit
-        reading = self._reading(f"reading aggregate {aggregate_id!r}", layout)
-        with reading, self._pool.connection() as conn:
-            rows = conn.execute(query, params).fetchall()
+        rows = self._fetch_all(f"reading aggregate {aggregate_id!r}", layout, query, params)
         return _events(rows)
 
     # ------------------------------------------------------------------ time-ordered scan
@@ -814,10 +933,82 @@ class PostgresEventStore:
         return self._scan(layout, start, end)
 
     def _scan(
+        self,
+        layout: _Layout,
+        start: str | None,
+        end: str | None,
+        after: _ScanKey | None = None,
+    ) -> Generator[list[ScannedEvent], None, None]:
+        """The scan within the bounds (strictly after ``after`` when given), retried.
+
+        A transient error while a batch is read (a connection reset mid-stream, a server
+        restart...) ends that attempt (its connection is discarded) and, after a backoff,
+        re-issues the scan strictly after the last event yielded (:meth:`_scan_after`), on a
+        fresh connection in a new transaction: nothing is skipped, nothing is yielded twice.
+        The retry policy applies to each batch: failures in a row are bounded, progress starts
+        the count again.
+        """
+        source: Generator[list[ScannedEvent], None, None] | None = None
+
+        def next_batch() -> list[ScannedEvent] | None:
+            nonlocal source
+            if source is None:
+                source = self._scan_after(layout, start, end, after)
+            try:
+                return next(source, None)
+            except BaseException:
+                source = None  # a generator that raised is finished (and closed)
+                raise
+
+        what = f"scanning events from table {layout.table_text} at {self._where}"
+        with self._reading("scanning events", layout):
+            try:
+                while True:
+                    batch = call_with_retries(
+                        next_batch,
+                        policy=self._retry_policy,
+                        what=what,
+                        classify=_postgres_failure,
+                    )
+                    if batch is None:
+                        return
+                    after = _scan_key(batch[-1])
+                    yield batch
+            finally:
+                if source is not None:
+                    source.close()
+
+    def _scan_after(
+        self, layout: _Layout, start: str | None, end: str | None, after: _ScanKey | None
+    ) -> Generator[list[ScannedEvent], None, None]:
+        """One attempt at the scan, on one connection: the events within the bounds that come
+        strictly after the position ``after`` in pour order (all of them when it is None), in
+        non-empty batches.
+
+        The query starts at ``after``'s pour timestamp (a scan from a timestamp places events
+        exactly as a scan from the beginning does), and the events of that millisecond up to
+        ``after`` are dropped here. Also usable to resume a scan at a saved position.
+        """
+        resume_from = start
+        if after is not None and (start is None or after[0] > start):
+            resume_from = after[0]
+        batches = self._scan_attempt(layout, resume_from, end)
+        with closing(batches):
+            for batch in batches:
+                if not batch:
+                    continue
+                if after is not None and _scan_key(batch[0]) <= after:
+                    if _scan_key(batch[-1]) <= after:
+                        continue
+                    batch = [event for event in batch if _scan_key(event) > after]
+                yield batch
+
+    def _scan_attempt(
         self, layout: _Layout, start: str | None, end: str | None
     ) -> Generator[list[ScannedEvent], None, None]:
-        reading = self._reading("scanning events", layout)
-        with reading, self._pool.connection() as conn:
+        """The scan within the bounds on one pooled connection; psycopg errors are raised
+        as they are (:meth:`_scan` retries them)."""
+        with self._pool.connection() as conn:
             export = self._check_clock_skew and self._pool.max_size >= 2 and self._can_export
             try:
                 yield from self._scan_in_transaction(conn, layout, start, end, export)

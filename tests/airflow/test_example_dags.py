@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -12,11 +14,14 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from airflow_provider_castore_dam.demo import DEMO_EVENTS
+from airflow_provider_castore_dam.errors import MessageChannelError
+from airflow_provider_castore_dam.hooks.message_channel import CastoreMessageChannelHook
 from airflow_provider_castore_dam.stores.postgres_layout import copy_events, create_castore_table
 from tests.airflow.connections import message_channel_connection, set_connection
 from tests.engine import oracle
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
+ALL_EVENTS = [(store_id, event) for store_id, events in DEMO_EVENTS.items() for event in events]
 
 
 def load_dag(dag_id: str):
@@ -192,3 +197,73 @@ def test_pour_then_wait_for_the_consumer_then_check(airflow_db, demo_store, aws,
         queue_url: {"visible": 0, "in_flight": 0, "delayed": 0}
     }
     assert drained_at and drained_at[-1] < finished
+
+
+@pytest.mark.parametrize(
+    "dag_id",
+    [
+        "example_castore_scheduled_migration",
+        "example_castore_manual_backfill",
+        "example_castore_pour_and_check",
+    ],
+)
+def test_example_dags_never_run_two_pours_at_once(airflow_db, dag_id):
+    """docs/concurrent-pours.md: one run of the DAG at a time, one instance of each pour."""
+    from airflow_provider_castore_dam.operators.pour import BasePourOperator
+
+    dag = load_dag(dag_id)
+
+    pours = [task for task in dag.tasks if isinstance(task, BasePourOperator)]
+    assert dag.max_active_runs == 1
+    assert len(pours) == 1
+    assert pours[0].max_active_tis_per_dag == 1
+
+
+class FlakyChannel:
+    """The connection's real channel, two messages a call, whose ``fail_on_call``-th call
+    sends nothing and fails (a dropped connection)."""
+
+    max_batch_size = 2
+
+    def __init__(self, channel, fail_on_call: int) -> None:
+        self.channel, self.fail_on_call, self.calls = channel, fail_on_call, 0
+
+    def publish_messages(self, messages, *, replay):
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise MessageChannelError("connection reset by peer", confirmed_count=0)
+        self.channel.publish_messages(messages, replay=replay)
+
+
+def test_a_retried_backfill_resumes_from_its_checkpoint(airflow_db, demo_store, aws, monkeypatch):
+    """The first try fails on its third publish call; Airflow retries the task, which resumes
+    from the checkpoint in the task state store: every event is in the queue exactly once."""
+    sqs = aws.client("sqs")
+    queue_url = sqs.create_queue(QueueName="resumed")["QueueUrl"]
+    set_connection(
+        monkeypatch,
+        "castore_message_channel_default",
+        **message_channel_connection("sqs", queue_url=queue_url),
+    )
+    original = CastoreMessageChannelHook.get_message_channel
+    tries: list[FlakyChannel] = []
+
+    def flaky_on_first_try(self):
+        tries.append(FlakyChannel(original(self), fail_on_call=3 if not tries else 0))
+        return tries[-1]
+
+    monkeypatch.setattr(CastoreMessageChannelHook, "get_message_channel", flaky_on_first_try)
+    dag = load_dag("example_castore_manual_backfill")
+    dag.task_dict["backfill"].retry_delay = timedelta(0)
+
+    dag_run = dag.test(run_conf={"event_store_ids": ["POKEMONS", "TRAINERS"], "dry_run": False})
+
+    assert dag_run.state == "success"
+    assert len(tries) == 2
+    assert [t.calls for t in tries] == [3, math.ceil((len(ALL_EVENTS) - 4) / 2)]
+    assert xcom(dag_run, "backfill")["poured_event_count"] == len(ALL_EVENTS)
+    published = [json.loads(m["Body"]) for m in receive_all(sqs, queue_url)]
+    keys = [
+        (m["eventStoreId"], m["event"]["aggregateId"], m["event"]["version"]) for m in published
+    ]
+    assert sorted(keys) == sorted((s, e["aggregateId"], e["version"]) for s, e in ALL_EVENTS)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from airflow_provider_castore_dam.errors import ConnectionConfigError
 from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
 from airflow_provider_castore_dam.hooks.message_channel import CastoreMessageChannelHook
+from airflow_provider_castore_dam.protocols import TimeOrderedEventStore
 from airflow_provider_castore_dam.stores.postgres_layout import create_castore_table
 from tests.airflow.connections import (
     event_store_connection,
@@ -66,6 +69,30 @@ def test_dynamodb_event_store_connections(monkeypatch, aws):
     assert legacy_store.list_aggregate_ids().aggregate_ids == []
     ok, message = CastoreEventStoreHook("missing").test_connection()
     assert not ok and "gone" in message
+
+
+def test_dynamodb_read_mode_chooses_the_store(monkeypatch, aws):
+    for conn_id, read in (("default", None), ("scan", "scan"), ("query", "query")):
+        extra = {} if read is None else {"dynamodb_read": read}
+        set_connection(
+            monkeypatch,
+            conn_id,
+            **event_store_connection("dynamodb-single-table", table="events", **extra),
+        )
+    stores = {
+        conn_id: CastoreEventStoreHook(conn_id).get_event_store("POKEMONS")
+        for conn_id in ("default", "scan", "query")
+    }
+    assert isinstance(stores["default"], TimeOrderedEventStore)
+    assert isinstance(stores["scan"], TimeOrderedEventStore)
+    assert not isinstance(stores["query"], TimeOrderedEventStore)
+    set_connection(
+        monkeypatch,
+        "bad",
+        **event_store_connection("dynamodb-single-table", table="events", dynamodb_read="fast"),
+    )
+    with pytest.raises(ConnectionConfigError, match="dynamodb_read 'fast'; expected one of scan"):
+        CastoreEventStoreHook("bad").get_event_store("POKEMONS")
 
 
 def test_in_memory_demo_store(monkeypatch):

@@ -5,11 +5,7 @@ import json
 import pytest
 
 from airflow_provider_castore_dam.demo import DEMO_EVENTS
-from airflow_provider_castore_dam.errors import (
-    ConnectionConfigError,
-    InvalidPourInputError,
-    PourInterruptedError,
-)
+from airflow_provider_castore_dam.errors import PourInterruptedError
 from airflow_provider_castore_dam.operators import (
     PourAggregateEventsOperator,
     PourEventStoreAggregateIdsOperator,
@@ -164,78 +160,3 @@ def test_progress_is_logged_and_on_kill_stops_the_pour(demo_connections, publish
     log = caplog.text + capsys.readouterr().out
     assert "Poured 5 messages in" in log
     assert "Stopping the pour" in log
-
-
-@pytest.mark.parametrize(
-    ("connection", "fragment"),
-    [
-        ({"conn_type": "castore_event_store", "extra": {"kind": "cassandra"}}, "kind 'cassandra'"),
-        ({"conn_type": "castore_event_store", "extra": {}}, "kind None"),
-        ({"conn_type": "castore_event_store", "extra": "{not json"}, "not valid JSON"),
-        ({"conn_type": "castore_event_store", "extra": "[1, 2]"}, "must be a JSON object"),
-        (
-            {"conn_type": "postgres", "extra": {"kind": "postgres"}},
-            "expected 'castore_event_store'",
-        ),
-        (
-            {"conn_type": "castore_event_store", "extra": {"kind": "dynamodb-legacy"}},
-            "needs 'table'",
-        ),
-        ({"conn_type": "castore_event_store", "extra": {"kind": "postgres"}}, "needs a host"),
-    ],
-)
-def test_misconfigured_event_store_connection(monkeypatch, published, connection, fragment):
-    set_connection(monkeypatch, "castore_event_store_default", **connection)
-    set_connection(
-        monkeypatch, "castore_message_channel_default", **message_channel_connection("in-memory")
-    )
-
-    with pytest.raises(ConnectionConfigError, match="castore_event_store_default") as raised:
-        PourEventStoreEventsOperator(task_id="pour", event_store_id="POKEMONS").execute({})
-
-    assert fragment in str(raised.value)
-    assert published() == []
-
-
-@pytest.mark.parametrize(
-    ("connection", "fragment"),
-    [
-        ({"conn_type": "castore_message_channel", "extra": {"kind": "kafka"}}, "kind 'kafka'"),
-        ({"conn_type": "castore_message_channel", "extra": {"kind": "sqs"}}, "needs 'queue_url'"),
-        (
-            {"conn_type": "castore_message_channel", "extra": {"kind": "eventbridge"}},
-            "needs 'event_bus_name'",
-        ),
-        ({"conn_type": "castore_message_channel", "extra": "nope"}, "not valid JSON"),
-        ({"conn_type": "aws", "extra": {"kind": "sqs"}}, "expected 'castore_message_channel'"),
-        (
-            {
-                "conn_type": "castore_message_channel",
-                "extra": {"kind": "sqs", "queue_url": "q", "fifo_deduplication": "x"},
-            },
-            "fifo_deduplication 'x'",
-        ),
-    ],
-)
-def test_misconfigured_message_channel_connection(monkeypatch, published, connection, fragment):
-    set_connection(
-        monkeypatch, "castore_event_store_default", **event_store_connection("in-memory-demo")
-    )
-    set_connection(monkeypatch, "castore_message_channel_default", **connection)
-
-    with pytest.raises(ConnectionConfigError, match="castore_message_channel_default") as raised:
-        PourEventStoreEventsOperator(task_id="pour", event_store_id="POKEMONS").execute({})
-
-    assert fragment in str(raised.value)
-    assert published() == []
-
-
-def test_bad_templated_rate_limit_is_refused_before_publishing(demo_connections, published):
-    operator = PourEventStoreEventsOperator(
-        task_id="pour", event_store_id="POKEMONS", rate_limit="fast"
-    )
-
-    with pytest.raises(InvalidPourInputError, match="'fast'"):
-        operator.execute({})
-
-    assert published() == []

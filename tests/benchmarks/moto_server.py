@@ -1,9 +1,9 @@
-"""The moto server for scenarios c and d, with two of moto's own costs taken out, and an
+"""The moto server for scenarios c and d, with some of moto's own costs taken out, and an
 optional per-request latency that stands for the network.
 
     python -m tests.benchmarks.moto_server -H 127.0.0.1 -p PORT [--latency-ms N]
 
-Why not plain ``python -m moto.server`` (as tests/infra.py starts it): two moto internals grow
+Why not plain ``python -m moto.server`` (as tests/infra.py starts it): these moto internals grow
 with the data, and would make the benchmark measure moto rather than the client:
 
 - DynamoDB ``Query`` sorts *every item of the table* (``Table.all_items``) before picking the
@@ -11,9 +11,17 @@ with the data, and would make the benchmark measure moto rather than the client:
   query only looks at its own partition, and an index query skips that sort (moto sorts the
   matches by the index keys anyway). Its response is also written with ``json.dumps``: moto's
   model-driven serializer spends ~1 ms per returned item. Results are the same.
+- DynamoDB ``Scan`` sorts every item of the table again for each page, then walks all the
+  pages already returned to find where the next one starts: a full scan costs O(n^2 / page).
+  Here the sorted items are kept per table state and a page starts right after its
+  ``ExclusiveStartKey`` (a bisection), as DynamoDB does; its response is written with
+  ``json.dumps`` too. Its per-item simulation costs are cut as well: each item is deep-copied
+  before being serialized, and its size recomputed recursively several times (~0.15 ms per
+  item together). Results are the same.
 - SQS ``SendMessage`` (and each entry of ``SendMessageBatch``) builds all the queue's attributes,
   three of which walk every message in the queue, just to read ``ContentBasedDeduplication``;
-  so publishing n messages costs O(n^2). Here a send skips those three counters.
+  so publishing n messages costs O(n^2). ``ReceiveMessage`` does the same for every message it
+  looks at (to read the retention period). Here sends and receives skip those three counters.
 
 ``--latency-ms N`` (default 0) holds each AWS request N ms before moto handles it, with the GIL
 released (a sleep), as a real endpoint keeps the client waiting on the network while other
@@ -25,7 +33,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import bisect
 import contextlib
+import copy
+import inspect
 import json
 import os
 import socket
@@ -35,6 +46,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 LOOPBACK = "127.0.0.1"
@@ -43,6 +55,8 @@ _sending = threading.local()
 
 
 def _patch_dynamodb() -> None:
+    from moto.dynamodb.models import table as table_module
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
 
@@ -80,9 +94,88 @@ def _patch_dynamodb() -> None:
         result = handle_query(self)
         return json.dumps(result.result, default=_json_default)
 
-    Table.all_items = partition_items  # type: ignore[method-assign]
+    scan = Table.scan
+    scan_signature = inspect.signature(scan)
+    handle_scan = DynamoHandler.scan
+    sorted_items: dict[int, tuple[int, list[Any], list[tuple[Any, Any]]]] = {}
+
+    def items_after(self: Any, start_key: dict[str, Any] | None) -> list[Any]:
+        """The table's items in key order, from just after ``start_key``: the list is sorted
+        once per table state instead of on every page, and the pages already read are not
+        walked again."""
+        count = sum(len(hash_set) for hash_set in self.items.values())
+        cached = sorted_items.get(id(self))
+        if cached is None or cached[0] != count:
+            items = [item for hash_set in self.items.values() for item in hash_set.values()]
+            items.sort(key=lambda item: (_key(item.hash_key), _key(item.range_key)))
+            keys = [(_key(item.hash_key), _key(item.range_key)) for item in items]
+            cached = sorted_items[id(self)] = (count, items, keys)
+        _, items, keys = cached
+        if not start_key:
+            return items
+        start = (
+            _key(DynamoType(start_key[self.hash_key_attr])),
+            _key(DynamoType(start_key[self.range_key_attr])),
+        )
+        return items[bisect.bisect_right(keys, start) :]
+
+    def table_scan(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = scan_signature.bind(self, *args, **kwargs)
+        if (
+            call.arguments.get("index_name") is not None
+            or call.arguments.get("projection_expression")
+            or not self.range_key_attr
+        ):
+            return scan(*call.args, **call.kwargs)
+        _partition.scan = items_after(self, call.arguments.get("exclusive_start_key"))
+        call.arguments["exclusive_start_key"] = None  # the items already start after it
+        try:
+            return scan(*call.args, **call.kwargs)
+        finally:
+            _partition.scan = None
+
+    def json_scan(self: Any) -> Any:
+        """The Scan response as plain JSON (see json_query)."""
+        return json.dumps(handle_scan(self).result, default=_json_default)
+
+    def scanned_or_partition_items(self: Any) -> list[Any]:
+        scanned = getattr(_partition, "scan", None)
+        return partition_items(self) if scanned is None else scanned
+
+    class ScanCopy:
+        """``copy`` as moto's table module sees it: a table scan without projection hands its
+        items straight to the JSON response, so its defensive deep copy of each is skipped."""
+
+        copy = staticmethod(copy.copy)
+
+        @staticmethod
+        def deepcopy(value: Any, *args: Any) -> Any:
+            if getattr(_partition, "scan", None) is not None:
+                return value
+            return copy.deepcopy(value, *args)
+
+    def item_size(self: Any) -> int:
+        """An item's size, computed once per scan page instead of on every look."""
+        if getattr(_partition, "scan", None) is None:
+            return size(self)  # type: ignore[no-any-return]
+        cached: int | None = self.__dict__.get("_scan_size")
+        if cached is None:
+            cached = self.__dict__["_scan_size"] = size(self)
+        return cached
+
+    size = Item.size
+    table_module.copy = ScanCopy  # type: ignore[assignment]
+    Item.size = item_size  # type: ignore[method-assign]
+    Table.all_items = scanned_or_partition_items  # type: ignore[method-assign]
     Table.query = partition_query  # type: ignore[method-assign]
+    Table.scan = table_scan  # type: ignore[method-assign]
     DynamoHandler.query = json_query  # type: ignore[method-assign]
+    DynamoHandler.scan = json_scan  # type: ignore[method-assign]
+
+
+def _key(value: Any) -> tuple[str, Any]:
+    """A cheap sort key for a DynamoDB key attribute (moto's own comparisons cost ~10 us)."""
+    return value.type, Decimal(value.value) if value.type == "N" else value.value
 
 
 def _json_default(value: Any) -> Any:
@@ -101,8 +194,8 @@ def _patch_sqs() -> None:
     send_message = SQSBackend.send_message
 
     def cheap_attributes(self: Any) -> dict[str, Any]:
-        """While sending, the attributes without the three that count the queue's messages
-        (send_message only reads ContentBasedDeduplication)."""
+        """While sending or receiving, the attributes without the three that count the
+        queue's messages (neither reads them)."""
         if not getattr(_sending, "on", False):
             return attributes(self)  # type: ignore[no-any-return]
         names = list(self.BASE_ATTRIBUTES)
@@ -115,15 +208,21 @@ def _patch_sqs() -> None:
                 result[name] = str(value).lower() if isinstance(value, bool) else value
         return result
 
-    def sending(self: Any, *args: Any, **kwargs: Any) -> Any:
-        _sending.on = True
-        try:
-            return send_message(self, *args, **kwargs)
-        finally:
-            _sending.on = False
+    def without_counters(method: Any) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            _sending.on = True
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                _sending.on = False
+
+        return call
 
     Queue.attributes = property(cheap_attributes)  # type: ignore[assignment,method-assign]
-    SQSBackend.send_message = sending  # type: ignore[method-assign]
+    SQSBackend.send_message = without_counters(send_message)  # type: ignore[method-assign]
+    SQSBackend.receive_message = without_counters(  # type: ignore[method-assign]
+        SQSBackend.receive_message
+    )
 
 
 def _patch_latency(latency_ms: float) -> None:

@@ -19,7 +19,6 @@ from airflow_provider_castore_dam.channels.sqs import SQSMessageChannel
 from airflow_provider_castore_dam.dam import pour_event_store_events
 from airflow_provider_castore_dam.errors import (
     CastoreDamError,
-    InvalidPourInputError,
     MessageChannelError,
     PourInterruptedError,
 )
@@ -245,15 +244,6 @@ def test_failed_upload_publishes_nothing_and_leaks_no_url(moto_reset):
     assert raised.value.confirmed_count == 0
     assert "NoSuchBucket" in str(raised.value)
     assert receive_all(sqs, queue_url) == []
-
-
-def test_offload_options_are_checked():
-    for options in ({"bucket": ""}, {"bucket": "b", "url_expiry_seconds": 0}):
-        with pytest.raises(InvalidPourInputError):
-            S3Offload(client=object(), **options)
-    with pytest.raises(InvalidPourInputError):
-        S3Offload("b", url_expiry_seconds=8 * 24 * 3600, client=object())
-    assert "client" not in repr(S3Offload("b", client=object()))
 
 
 def test_iso_millis_is_javascripts_to_iso_string():

@@ -6,7 +6,7 @@ import pytest
 
 from airflow_provider_castore_dam.channels.castore_format import InvalidMessageError
 from airflow_provider_castore_dam.channels.sqs import SQSMessageChannel
-from airflow_provider_castore_dam.errors import InvalidPourInputError, MessageChannelError
+from airflow_provider_castore_dam.errors import MessageChannelError
 from tests.channels.aws import FAST_RETRIES, attributes, create_queue, receive_all
 
 EVENT = {
@@ -171,27 +171,6 @@ def test_unparseable_message_sends_nothing(moto_reset, sqs):
 
     assert raised.value.confirmed_count == 0
     assert receive_all(sqs, queue_url) == []
-
-
-@pytest.mark.parametrize(
-    ("url", "options"),
-    [
-        ("", {}),
-        ("http://x/1/q", {"fifo_deduplication": "run"}),
-        ("http://x/1/q.fifo", {"fifo_deduplication": "weekly"}),
-        ("http://x/1/q.fifo", {"run_id": "r1"}),
-        ("http://x/1/q.fifo", {"fifo_deduplication": "run", "run_id": "has space"}),
-        ("http://x/1/q.fifo", {"fifo_deduplication": "run", "run_id": "x" * 65}),
-    ],
-)
-def test_bad_options_are_refused(url, options):
-    with pytest.raises(InvalidPourInputError):
-        SQSMessageChannel(url, client=object(), **options)
-
-
-def test_client_and_session_options_are_exclusive():
-    with pytest.raises(InvalidPourInputError):
-        SQSMessageChannel("http://x/1/q", client=object(), region_name="eu-west-1")
 
 
 def test_builds_its_own_client_from_endpoint(moto_reset, sqs, monkeypatch):

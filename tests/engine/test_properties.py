@@ -55,8 +55,10 @@ def ordered_range(start, end):
     return (start, end) if start is None or end is None or start <= end else (end, start)
 
 
-def keys(pairs):
-    return [(store_id, e["aggregateId"], e["version"]) for store_id, e in pairs]
+def keys(items):
+    """(store id, aggregate id, version) of (store id, event) pairs or of the merge's
+    (pour timestamp, store id, event) triples."""
+    return [(store_id, e["aggregateId"], e["version"]) for *_, store_id, e in items]
 
 
 def published_keys(channel):

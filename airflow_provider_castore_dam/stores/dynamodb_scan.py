@@ -1,0 +1,188 @@
+"""A DynamoDB event store that streams its events in pour order by scanning its table.
+
+The merge path reads a DynamoDB store with at least one ``Query`` per aggregate: thousands of
+small requests, each charged at least half a read unit. A parallel ``Scan`` reads the same
+items with one request per ``scan_page_items`` items (``scan_segments`` requests in flight),
+which is what DynamoDB serves fastest and cheapest. Scanned items come in no useful order, so
+they are sorted twice with bounded memory (:mod:`.external_sort`): by aggregate and version,
+to give each event its pour timestamp (the latest timestamp of its aggregate so far, for clock
+skew), then in pour order.
+
+A scan reads the whole table: every event store of a single table. When the store to pour is
+a small share of a shared table, the merge path (:class:`DynamoDBEventStore`) reads less.
+
+Memory, in events: ``run_events + FAN_IN * CHUNK_ITEMS`` for each sort (one sort's merge
+feeds the other's runs), plus ``2 * scan_segments * scan_page_items`` scanned and queued, plus
+one batch. Events beyond a run are spilled to temporary files (about the size of the data).
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from airflow_provider_castore_dam.protocols import EventDetail, ScannedEvent
+from airflow_provider_castore_dam.stores.dynamodb import DynamoDBEventStore, _bound, _positive
+from airflow_provider_castore_dam.stores.dynamodb_items import raw_items
+from airflow_provider_castore_dam.stores.external_sort import RUN_ITEMS, external_sort
+
+DEFAULT_SCAN_SEGMENTS = 4
+DEFAULT_SCAN_PAGE_ITEMS = 1000
+DEFAULT_SCAN_BATCH_SIZE = 500
+
+_SEGMENT_DONE = object()
+
+
+class DynamoDBTableScanEventStore(DynamoDBEventStore):
+    """A :class:`DynamoDBEventStore` that also streams all its events in pour order
+    (:meth:`scan_event_batches`), from a parallel scan of its table.
+
+    Takes :class:`DynamoDBEventStore`'s arguments, and: ``scan_segments`` (parallel scan
+    segments, one thread each), ``scan_page_items`` (items per ``Scan`` request),
+    ``run_events`` (events sorted in memory before spilling to ``spill_directory``).
+    """
+
+    def __init__(
+        self,
+        event_store_id: str,
+        table_name: str,
+        *,
+        scan_segments: int = DEFAULT_SCAN_SEGMENTS,
+        scan_page_items: int = DEFAULT_SCAN_PAGE_ITEMS,
+        scan_batch_size: int = DEFAULT_SCAN_BATCH_SIZE,
+        run_events: int = RUN_ITEMS,
+        spill_directory: str | None = None,
+        **options: Any,
+    ) -> None:
+        for name, number in (
+            ("scan_segments", scan_segments),
+            ("scan_page_items", scan_page_items),
+            ("scan_batch_size", scan_batch_size),
+            ("run_events", run_events),
+        ):
+            _positive(number, name)
+        super().__init__(event_store_id, table_name, **options)
+        self._scan_segments = scan_segments
+        self._scan_page_items = scan_page_items
+        self._scan_batch_size = scan_batch_size
+        self._run_events = run_events
+        self._spill_directory = spill_directory
+
+    def __repr__(self) -> str:
+        return (
+            f"DynamoDBTableScanEventStore({self.event_store_id!r}, {self.table_name!r}, "
+            f"layout={self.layout!r})"
+        )
+
+    def scan_event_batches(
+        self, *, from_timestamp: str | None = None, to_timestamp: str | None = None
+    ) -> Iterator[list[ScannedEvent]]:
+        """Every event whose pour timestamp lies within the inclusive bounds, in
+        ``(pour_timestamp, aggregate_id, version)`` order, ``scan_batch_size`` at a time."""
+        start = _bound(from_timestamp, "from_timestamp", round_up=True)
+        end = _bound(to_timestamp, "to_timestamp")
+        self._check_layout()
+        by_version = self._sorted(self._scanned_events(), key=_version_key)
+        in_range = (
+            scanned
+            for scanned in _with_pour_timestamps(by_version)
+            if (start is None or scanned.pour_timestamp >= start)
+            and (end is None or scanned.pour_timestamp <= end)
+        )
+        in_order = self._sorted(in_range, key=_pour_key)
+        while batch := list(itertools.islice(in_order, self._scan_batch_size)):
+            yield batch
+
+    def _sorted(self, items: Any, key: Any) -> Iterator[Any]:
+        return external_sort(
+            items, key, run_items=self._run_events, directory=self._spill_directory
+        )
+
+    # ----------------------------------------------------------------- the parallel scan
+
+    def _scanned_events(self) -> Iterator[EventDetail]:
+        """The store's events in no particular order: pages of the scan segments as they come.
+
+        Segment threads hand decoded pages over a bounded queue, so a slow consumer holds
+        them back; closing this iterator stops them."""
+        pages: queue.Queue[Any] = queue.Queue(maxsize=self._scan_segments)
+        stopped = threading.Event()
+
+        def hand_over(item: Any) -> bool:
+            while not stopped.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def scan_segment(segment: int) -> None:
+            try:
+                for page in self._segment_pages(segment):
+                    if not hand_over(page):
+                        return
+            except BaseException as error:
+                hand_over(error)
+                return
+            hand_over(_SEGMENT_DONE)
+
+        pool = ThreadPoolExecutor(self._scan_segments, thread_name_prefix="castore-dynamodb-scan")
+        try:
+            for segment in range(self._scan_segments):
+                pool.submit(scan_segment, segment)
+            running = self._scan_segments
+            while running:
+                item = pages.get()
+                if item is _SEGMENT_DONE:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield from item
+        finally:
+            stopped.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _segment_pages(self, segment: int) -> Iterator[list[EventDetail]]:
+        request: dict[str, Any] = {
+            "TableName": self._table_name,
+            "Segment": segment,
+            "TotalSegments": self._scan_segments,
+            "Limit": self._scan_page_items,
+            "ConsistentRead": self._consistent_read,
+        }
+        if self._prefix:
+            request["FilterExpression"] = "begins_with(#id, :prefix)"
+            request["ExpressionAttributeNames"] = {"#id": "aggregateId"}
+            request["ExpressionAttributeValues"] = {":prefix": {"S": self._prefix}}
+        while True:
+            with raw_items(self._client):
+                response = self._call("Scan", request)
+            yield [self._event(item) for item in response.get("Items", [])]
+            if not response.get("LastEvaluatedKey"):
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _version_key(event: EventDetail) -> tuple[str, int]:
+    return event["aggregateId"], event["version"]
+
+
+def _pour_key(scanned: ScannedEvent) -> tuple[str, str, int]:
+    return scanned.pour_timestamp, scanned.event["aggregateId"], scanned.event["version"]
+
+
+def _with_pour_timestamps(events: Iterator[EventDetail]) -> Iterator[ScannedEvent]:
+    """Events sorted by aggregate and version, each with its pour timestamp."""
+    aggregate_id: str | None = None
+    floor = ""
+    for event in events:
+        if event["aggregateId"] != aggregate_id:
+            aggregate_id, floor = event["aggregateId"], event["timestamp"]
+        floor = max(floor, event["timestamp"])
+        yield ScannedEvent(floor, event)
