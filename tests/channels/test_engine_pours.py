@@ -56,8 +56,8 @@ def test_rate_limit_holds_per_message(moto_reset):
     assert result["poured_event_count"] == 50
     calls = client.calls
     assert [len(call.message_ids) for call in calls] == [10] * 5
-    assert calls[-1].at - calls[0].at >= 4 * 0.5 - 0.01  # 10 messages per 0.5 s
-    for start in calls:  # any one-second window: at most rate_limit + 1 messages
-        in_window = sum(len(c.message_ids) for c in calls if start.at <= c.at < start.at + 1)
-        assert in_window <= 21
+    # 10 messages per 0.5 s. The bound on every one-second window is checked on a fake clock
+    # (tests/engine/test_rate_limit.py): here, a loaded machine delays when a call reaches the
+    # client by more or less, which shifts the windows, but never shortens the whole pour.
+    assert calls[-1].at - calls[0].at >= 4 * 0.5 - 0.01
     assert len(receive_all(sqs, queue_url)) == 50
