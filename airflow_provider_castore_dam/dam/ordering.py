@@ -20,13 +20,13 @@ Two ways to produce it:
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import itertools
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from airflow_provider_castore_dam.dam.checkpoints import CheckpointLedger
 from airflow_provider_castore_dam.dam.inputs import ListAggregateIdsOptions, TimeRange
@@ -40,7 +40,7 @@ from airflow_provider_castore_dam.protocols import (
     Message,
     PrefetchingEventStore,
     ScannedAggregate,
-    ScannedEvent,
+    ScannedBatch,
     TimeOrderedEventStore,
 )
 
@@ -254,62 +254,70 @@ def _notification_batches(
         events.close()
 
 
-def _merge_scan_batches(
-    scans: dict[str, Iterator[Sequence[ScannedEvent]]],
-) -> Generator[PourBatch]:
+def _merge_scan_batches(scans: dict[str, Iterator[ScannedBatch]]) -> Generator[PourBatch]:
     """Merges sorted scans a batch at a time: everything before the earliest last timestamp
     of the live stores' current batches (the watermark) is sorted in one go. The sort is
     stable and its input is laid out by store id, each store in its own order, so sorting on
     the pour timestamp alone gives the pour order."""
-    buffers: dict[str, list[ScannedEvent]] = {store_id: [] for store_id in sorted(scans)}
+    buffers = {store_id: ScannedBatch() for store_id in sorted(scans)}
     live = set(scans)
 
-    def read(store_id: str) -> None:
-        batch = next(scans[store_id], None)
+    def add(store_id: str, batch: ScannedBatch | None) -> None:
         if batch is None:
             live.discard(store_id)
         else:
             buffers[store_id].extend(batch)
 
+    def read(store_id: str) -> None:
+        add(store_id, next(scans[store_id], None))
+
+    for store_id, batch in _first_batches(scans).items():
+        add(store_id, batch)
     while True:
         for store_id in buffers:
             while store_id in live and not buffers[store_id]:
                 read(store_id)
         if not any(buffers.values()):
             return
-        watermark = min((buffers[store_id][-1][0] for store_id in live), default=None)
+        watermark = min((buffers[store_id].pour_timestamps[-1] for store_id in live), default=None)
         cuts = {
-            store_id: len(events)
-            if watermark is None
-            else bisect.bisect_left(events, watermark, key=_pour_timestamp)
+            store_id: len(events) if watermark is None else events.count_before(watermark)
             for store_id, events in buffers.items()
         }
         if not any(cuts.values()):
             # Every buffered event is at the watermark: a store whose batch ends there may
             # have more at that timestamp in its next batch; read it before deciding.
-            read(next(s for s in buffers if s in live and buffers[s][-1][0] == watermark))
+            read(
+                next(
+                    s for s in buffers if s in live and buffers[s].pour_timestamps[-1] == watermark
+                )
+            )
             continue
-        ready: list[tuple[str, Message]] = []
+        messages: list[Message] = []
+        pour_timestamps: list[str] = []
         for store_id, events in buffers.items():
             cut = cuts[store_id]
-            ready.extend(
-                (pour_timestamp, notification_message(store_id, event))
-                for pour_timestamp, event in events[:cut]
-            )
-            del events[:cut]
-        ready.sort(key=_pour_timestamp)
-        yield PourBatch(
-            [message for _, message in ready], [pour_timestamp for pour_timestamp, _ in ready]
-        )
+            messages += [notification_message(store_id, event) for event in events.events[:cut]]
+            pour_timestamps += events.pour_timestamps[:cut]
+            buffers[store_id] = events[cut:]
+        # A stable sort of runs laid out by store id: ties stay in store id order.
+        order = sorted(range(len(messages)), key=pour_timestamps.__getitem__)
+        yield PourBatch([messages[i] for i in order], [pour_timestamps[i] for i in order])
 
 
-def _pour_timestamp(item: tuple[str, Any]) -> str:
-    return item[0]
+def _first_batches(
+    scans: Mapping[str, Iterator[ScannedBatch]],
+) -> dict[str, ScannedBatch | None]:
+    """Every scan's first batch, read at the same time, so that the stores' first reads (a
+    database sorting a whole store, say) overlap instead of adding up."""
+    with ThreadPoolExecutor(len(scans), thread_name_prefix="castore-dam-scan") as pool:
+        firsts = {store_id: pool.submit(next, scan, None) for store_id, scan in scans.items()}
+        return {store_id: first.result() for store_id, first in firsts.items()}
 
 
 def _scan_after(
     store: TimeOrderedEventStore, time_range: TimeRange, after: StorePourKey | None
-) -> Iterator[Sequence[ScannedEvent]]:
+) -> Iterator[ScannedBatch]:
     """The store's scan within ``time_range``, from just after ``after``."""
     if after is None:
         return store.scan_event_batches(
@@ -321,14 +329,12 @@ def _scan_after(
     )
 
 
-def _batches_after(
-    scan: Iterator[Sequence[ScannedEvent]], after: StorePourKey
-) -> Generator[Sequence[ScannedEvent]]:
+def _batches_after(scan: Iterator[ScannedBatch], after: StorePourKey) -> Generator[ScannedBatch]:
     try:
         passed = False
         for batch in scan:
             if not passed:
-                batch = [s for s in batch if (s[0], s[1]["aggregateId"], s[1]["version"]) > after]
+                batch = batch.after(after)
                 passed = bool(batch)
             if batch:
                 yield batch
@@ -352,10 +358,10 @@ def merge_scans(
     try:
         if len(stores) == 1:
             store_id = stores[0].event_store_id
-            for scanned in scans[0]:
+            for batch in scans[0]:
                 yield PourBatch(
-                    [notification_message(store_id, event) for _, event in scanned],
-                    [pour_timestamp for pour_timestamp, _ in scanned],
+                    [notification_message(store_id, event) for event in batch.events],
+                    batch.pour_timestamps,
                 )
             return
 
@@ -369,15 +375,24 @@ def merge_scans(
                 close()
 
 
-def scanned_aggregates(store: EventStore, time_range: TimeRange) -> ScanInfos:
-    """First and last aggregate a listing bounded by ``time_range.end`` would scan."""
-    first = store.list_aggregate_ids(limit=1, initial_event_before=time_range.end).aggregate_ids
-    last = store.list_aggregate_ids(
-        limit=1, initial_event_before=time_range.end, reverse=True
-    ).aggregate_ids
+def scanned_aggregates(stores: Sequence[EventStore], time_range: TimeRange) -> dict[str, ScanInfos]:
+    """Per store id, the first and last aggregate a listing bounded by ``time_range.end``
+    would scan. Each answer may take a query that reads every initial event of a store, so
+    the stores are asked at the same time (each store once, then once more: a store that
+    cannot be read fails on its first request)."""
+
+    def edge(store: EventStore, reverse: bool) -> ScannedAggregate | None:
+        page = store.list_aggregate_ids(
+            limit=1, initial_event_before=time_range.end, reverse=reverse
+        )
+        return page.aggregate_ids[0] if page.aggregate_ids else None
+
+    with ThreadPoolExecutor(len(stores), thread_name_prefix="castore-dam-list") as pool:
+        firsts = list(pool.map(lambda store: edge(store, False), stores))
+        lasts = list(pool.map(lambda store: edge(store, True), stores))
     return {
-        "first_scanned_aggregate": first[0] if first else None,
-        "last_scanned_aggregate": last[0] if last else None,
+        store.event_store_id: {"first_scanned_aggregate": first, "last_scanned_aggregate": last}
+        for store, first, last in zip(stores, firsts, lasts, strict=True)
     }
 
 
@@ -391,7 +406,6 @@ def messages_in_pour_order(
     on the native path). ``after``: per store id, pour only what follows that place."""
     scanning = [store for store in stores if isinstance(store, TimeOrderedEventStore)]
     if len(scanning) == len(stores):
-        scans = {store.event_store_id: scanned_aggregates(store, time_range) for store in stores}
-        return merge_scans(scanning, time_range, after), scans
+        return merge_scans(scanning, time_range, after), scanned_aggregates(stores, time_range)
     merge = EventMerge(stores, time_range, after or {})
     return _notification_batches(merge.events()), merge.scans

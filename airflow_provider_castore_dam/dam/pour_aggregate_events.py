@@ -10,6 +10,7 @@ from airflow_provider_castore_dam.dam.checkpoints import (
     start_pour,
     version_position,
 )
+from airflow_provider_castore_dam.dam.collector import fewer_collections
 from airflow_provider_castore_dam.dam.inputs import (
     parse_aggregate_id,
     parse_event_store,
@@ -81,7 +82,7 @@ def pour_aggregate_events(
             else last["event"],
         }
 
-    with interrupted_by_channel(result):
+    with interrupted_by_channel(result), fewer_collections():
         for event in iter_aggregate_events(event_store, aggregate_id, events_options):
             if time_range.contains(event["timestamp"]) and pending(event["version"]):
                 message = notification_message(store_id, event)

@@ -11,6 +11,7 @@ from airflow_provider_castore_dam.dam.checkpoints import (
     resumed_result,
     start_pour,
 )
+from airflow_provider_castore_dam.dam.collector import fewer_collections
 from airflow_provider_castore_dam.dam.inputs import (
     parse_event_store,
     parse_list_aggregate_ids_options,
@@ -71,7 +72,7 @@ def pour_event_store_aggregate_ids(
     def result() -> AggregateIdsPourResult:
         return {"poured_aggregate_id_count": pourer.poured_count, **scan_infos}
 
-    with interrupted_by_channel(result):
+    with interrupted_by_channel(result), fewer_collections():
         aggregates = iter_aggregate_ids(event_store, list_options)
         for aggregate in aggregates_after(aggregates, position):
             record_scanned(scan_infos, aggregate)

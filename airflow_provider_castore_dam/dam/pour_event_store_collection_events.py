@@ -9,6 +9,7 @@ from airflow_provider_castore_dam.dam.checkpoints import (
     event_positions,
     start_pour,
 )
+from airflow_provider_castore_dam.dam.collector import fewer_collections
 from airflow_provider_castore_dam.dam.inputs import (
     parse_event_stores,
     parse_filters,
@@ -54,6 +55,6 @@ def pour_event_store_collection_events(
     def result() -> CollectionEventsPourResult:
         return {"poured_event_count": pourer.poured_count, "scans": scans}
 
-    with interrupted_by_channel(result), closing(batches):
+    with interrupted_by_channel(result), fewer_collections(), closing(batches):
         pour_batches(batches, pourer, ledger)
     return result()

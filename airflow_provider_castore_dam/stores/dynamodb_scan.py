@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from airflow_provider_castore_dam.protocols import EventDetail, ScannedEvent
+from airflow_provider_castore_dam.protocols import EventDetail, ScannedBatch, ScannedEvent
 from airflow_provider_castore_dam.stores.dynamodb import DynamoDBEventStore, _bound, _positive
 from airflow_provider_castore_dam.stores.dynamodb_items import raw_items
 from airflow_provider_castore_dam.stores.external_sort import RUN_ITEMS, external_sort
@@ -80,7 +80,7 @@ class DynamoDBTableScanEventStore(DynamoDBEventStore):
 
     def scan_event_batches(
         self, *, from_timestamp: str | None = None, to_timestamp: str | None = None
-    ) -> Iterator[list[ScannedEvent]]:
+    ) -> Iterator[ScannedBatch]:
         """Every event whose pour timestamp lies within the inclusive bounds, in
         ``(pour_timestamp, aggregate_id, version)`` order, ``scan_batch_size`` at a time."""
         start = _bound(from_timestamp, "from_timestamp", round_up=True)
@@ -94,7 +94,7 @@ class DynamoDBTableScanEventStore(DynamoDBEventStore):
             and (end is None or scanned.pour_timestamp <= end)
         )
         in_order = self._sorted(in_range, key=_pour_key)
-        while batch := list(itertools.islice(in_order, self._scan_batch_size)):
+        while batch := ScannedBatch.of(itertools.islice(in_order, self._scan_batch_size)):
             yield batch
 
     def _sorted(self, items: Any, key: Any) -> Iterator[Any]:

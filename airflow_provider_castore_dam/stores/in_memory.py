@@ -17,7 +17,7 @@ from airflow_provider_castore_dam.protocols import (
     AggregateIdsPage,
     EventDetail,
     ScannedAggregate,
-    ScannedEvent,
+    ScannedBatch,
 )
 
 DEFAULT_PAGE_SIZE = 100
@@ -131,7 +131,7 @@ class InMemoryScanningEventStore(InMemoryEventStore):
 
     def scan_event_batches(
         self, *, from_timestamp: str | None = None, to_timestamp: str | None = None
-    ) -> Iterator[list[ScannedEvent]]:
+    ) -> Iterator[ScannedBatch]:
         scanned: list[tuple[str, str, int, EventDetail]] = []
         for aggregate_id, events in self._events.items():
             floor = ""
@@ -143,7 +143,8 @@ class InMemoryScanningEventStore(InMemoryEventStore):
                     scanned.append((floor, aggregate_id, event["version"], event))
         scanned.sort(key=lambda item: item[:3])
         for start in range(0, len(scanned), self._default_page_size):
-            yield [
-                ScannedEvent(pour_timestamp, deepcopy(event))
-                for pour_timestamp, _, _, event in scanned[start : start + self._default_page_size]
-            ]
+            page = scanned[start : start + self._default_page_size]
+            yield ScannedBatch(
+                [pour_timestamp for pour_timestamp, _, _, _ in page],
+                [deepcopy(event) for _, _, _, event in page],
+            )

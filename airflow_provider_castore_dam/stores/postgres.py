@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import bisect
 import datetime as dt
 import json
 import logging
@@ -50,7 +49,9 @@ from airflow_provider_castore_dam.protocols import (
     AggregateIdsPage,
     EventDetail,
     ScannedAggregate,
+    ScannedBatch,
     ScannedEvent,
+    ScanPosition,
 )
 from airflow_provider_castore_dam.retry import (
     Failure,
@@ -243,8 +244,17 @@ else:
 
 def _events(rows: Sequence[Sequence[Any]]) -> list[EventDetail]:
     """Event details from rows of ``_Layout.event_columns``: SQL NULL payload or metadata is an
-    absent key, any JSON value (``null`` included) is kept. Any value the fast parser refuses
-    is parsed again by the standard library's."""
+    absent key, any JSON value (``null`` included) is kept. When the fast parser refuses a
+    value, the rows are parsed again by the standard library's parser."""
+    try:
+        return _events_parsed_by(rows, _fast_json)
+    except _FAST_JSON_ERRORS:
+        return _events_parsed_by(rows, _json)
+
+
+def _events_parsed_by(
+    rows: Sequence[Sequence[Any]], parse: Callable[[str], Any]
+) -> list[EventDetail]:
     events: list[EventDetail] = []
     append = events.append
     for timestamp, aggregate_id, version, type_, data, metadata in rows:
@@ -264,64 +274,59 @@ def _events(rows: Sequence[Sequence[Any]]) -> list[EventDetail]:
                         "aggregateId": aggregate_id,
                         "version": version,
                         "type": type_,
-                        "payload": _parse(data),
+                        "payload": parse(data),
                         "timestamp": timestamp,
                     }
                 )
             continue
         event: EventDetail = {"aggregateId": aggregate_id, "version": version, "type": type_}
         if data is not None:
-            event["payload"] = _parse(data)
-        event["metadata"] = _parse(metadata)
+            event["payload"] = parse(data)
+        event["metadata"] = parse(metadata)
         event["timestamp"] = timestamp
         append(event)
     return events
 
 
-def _parse(text: str) -> Any:
-    try:
-        return _fast_json(text)
-    except _FAST_JSON_ERRORS:
-        return _json(text)
-
-
-def _scanned(rows: Sequence[Sequence[Any]]) -> list[ScannedEvent]:
-    """Rows of the timestamp-ordered query: the pour timestamp is the event's own.
-
-    (``tuple.__new__`` builds the named tuples without their Python-level constructor, a
-    third of the cost of this function on long scans.)"""
-    new = tuple.__new__
-    return [new(ScannedEvent, (event["timestamp"], event)) for event in _events(rows)]
+def _scanned(rows: Sequence[Sequence[Any]]) -> ScannedBatch:
+    """Rows of the timestamp-ordered query: the pour timestamp is the event's own."""
+    return ScannedBatch([row[0] for row in rows], _events(rows))
 
 
 class _VersionTracker:
-    """The last version seen of the ``TRACKED_AGGREGATES`` most recently seen aggregates."""
+    """The last version seen of recently seen aggregates: of every aggregate among the last
+    ``TRACKED_AGGREGATES // 2`` distinct ones seen, and of at most ``TRACKED_AGGREGATES``.
+
+    Two generations of a plain dict each (the newer one is started afresh, and the older
+    one forgotten, when the newer one is full): cheaper per event than keeping one dict in
+    recency order."""
 
     def __init__(self) -> None:
-        self._last_versions: dict[str, int] = {}
+        self._generation = max(1, TRACKED_AGGREGATES // 2)
+        self._recent: dict[str, int] = {}
+        self._older: dict[str, int] = {}
         self.forgot_any = False
 
-    def first_out_of_order(self, events: Sequence[ScannedEvent]) -> tuple[int, bool] | None:
+    def first_out_of_order(self, events: Sequence[EventDetail]) -> tuple[int, bool] | None:
         """Index of the first event that does not follow the last version seen of its
         aggregate, and whether that may only be because the aggregate was forgotten.
 
         Otherwise it comes before its previous version (clock skew) or after a gap in the
         versions, which is handled the same, safe way."""
-        last_versions = self._last_versions
-        for index, (_, event) in enumerate(events):
+        recent, older = self._recent, self._older
+        for index, event in enumerate(events):
             aggregate_id, version = event["aggregateId"], event["version"]
-            previous = last_versions.pop(aggregate_id, None)
+            previous = recent.get(aggregate_id)
+            if previous is None:
+                previous = older.get(aggregate_id)
+                if len(recent) >= self._generation:
+                    self.forgot_any = self.forgot_any or bool(older)
+                    self._older = older = recent
+                    self._recent = recent = {}
             if (previous or 0) != version - 1:
                 return index, previous is None and self.forgot_any
-            last_versions[aggregate_id] = version
-            if len(last_versions) > TRACKED_AGGREGATES:
-                del last_versions[next(iter(last_versions))]
-                self.forgot_any = True
+            recent[aggregate_id] = version
         return None
-
-
-def _pour_timestamp(scanned: ScannedEvent) -> str:
-    return scanned[0]
 
 
 def _describe_conninfo(conninfo: str) -> str:
@@ -364,16 +369,6 @@ def _postgres_failure(error: BaseException) -> Failure:
     if isinstance(error, psycopg.OperationalError):
         return Failure(name, text, not _PERMANENT_CONNECTION_ERRORS.search(text))
     return Failure(name, text, False)
-
-
-_ScanKey = tuple[str, str, int]
-"""``(pour timestamp, aggregate id, version)``: a position in a scan's pour order, compared as
-the scan query orders (ids by code point, which is Python's string order)."""
-
-
-def _scan_key(scanned: ScannedEvent) -> _ScanKey:
-    event = scanned.event
-    return (scanned.pour_timestamp, event["aggregateId"], event["version"])
 
 
 def _split_table(table: str | tuple[str, str]) -> tuple[str, ...]:
@@ -910,11 +905,11 @@ class PostgresEventStore:
         batches = self.scan_event_batches(from_timestamp=from_timestamp, to_timestamp=to_timestamp)
         with closing(batches):
             for batch in batches:
-                yield from batch
+                yield from batch.scanned_events()
 
     def scan_event_batches(
         self, *, from_timestamp: str | None = None, to_timestamp: str | None = None
-    ) -> Generator[list[ScannedEvent], None, None]:
+    ) -> Generator[ScannedBatch, None, None]:
         """Every event whose pour timestamp is within the inclusive bounds, in
         ``(pour_timestamp, aggregate_id, version)`` order, streamed by one query in batches
         of ``scan_batch_size``.
@@ -937,8 +932,8 @@ class PostgresEventStore:
         layout: _Layout,
         start: str | None,
         end: str | None,
-        after: _ScanKey | None = None,
-    ) -> Generator[list[ScannedEvent], None, None]:
+        after: ScanPosition | None = None,
+    ) -> Generator[ScannedBatch, None, None]:
         """The scan within the bounds (strictly after ``after`` when given), retried.
 
         A transient error while a batch is read (a connection reset mid-stream, a server
@@ -948,9 +943,9 @@ class PostgresEventStore:
         The retry policy applies to each batch: failures in a row are bounded, progress starts
         the count again.
         """
-        source: Generator[list[ScannedEvent], None, None] | None = None
+        source: Generator[ScannedBatch, None, None] | None = None
 
-        def next_batch() -> list[ScannedEvent] | None:
+        def next_batch() -> ScannedBatch | None:
             nonlocal source
             if source is None:
                 source = self._scan_after(layout, start, end, after)
@@ -972,15 +967,15 @@ class PostgresEventStore:
                     )
                     if batch is None:
                         return
-                    after = _scan_key(batch[-1])
+                    after = batch.position(-1)
                     yield batch
             finally:
                 if source is not None:
                     source.close()
 
     def _scan_after(
-        self, layout: _Layout, start: str | None, end: str | None, after: _ScanKey | None
-    ) -> Generator[list[ScannedEvent], None, None]:
+        self, layout: _Layout, start: str | None, end: str | None, after: ScanPosition | None
+    ) -> Generator[ScannedBatch, None, None]:
         """One attempt at the scan, on one connection: the events within the bounds that come
         strictly after the position ``after`` in pour order (all of them when it is None), in
         non-empty batches.
@@ -997,15 +992,15 @@ class PostgresEventStore:
             for batch in batches:
                 if not batch:
                     continue
-                if after is not None and _scan_key(batch[0]) <= after:
-                    if _scan_key(batch[-1]) <= after:
+                if after is not None and batch.position(0) <= after:
+                    if batch.position(-1) <= after:
                         continue
-                    batch = [event for event in batch if _scan_key(event) > after]
+                    batch = batch.after(after)
                 yield batch
 
     def _scan_attempt(
         self, layout: _Layout, start: str | None, end: str | None
-    ) -> Generator[list[ScannedEvent], None, None]:
+    ) -> Generator[ScannedBatch, None, None]:
         """The scan within the bounds on one pooled connection; psycopg errors are raised
         as they are (:meth:`_scan` retries them)."""
         with self._pool.connection() as conn:
@@ -1028,7 +1023,7 @@ class PostgresEventStore:
         start: str | None,
         end: str | None,
         export: bool,
-    ) -> Iterator[list[ScannedEvent]]:
+    ) -> Iterator[ScannedBatch]:
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             if self._check_clock_skew and start is None:
@@ -1170,10 +1165,10 @@ class PostgresEventStore:
 
     def _stream_checking_versions(
         self, conn: psycopg.Connection[Any], layout: _Layout, end: str | None
-    ) -> Iterator[list[ScannedEvent]]:
+    ) -> Iterator[ScannedBatch]:
         """A scan from the store's first event, which shows clock skew by itself: an event
-        that comes before the previous version of its aggregate (the last versions of the
-        ``TRACKED_AGGREGATES`` most recently seen aggregates tell). Events before the first
+        that comes before the previous version of its aggregate (the last versions of recently
+        seen aggregates tell: :class:`_VersionTracker`). Events before the first
         such event's millisecond pour at their own timestamps; the skewed tail query takes
         over from that millisecond, so the events of the latest millisecond are held back
         until the next batch is checked."""
@@ -1181,30 +1176,30 @@ class PostgresEventStore:
         reader = _CursorReader(conn, *self._scan_query(layout, None, end), self._scan_batch_size)
         batches = reader.batches()
         tracker = _VersionTracker()
-        held: list[ScannedEvent] = []
+        held = ScannedBatch()
         skew_from: str | None = None
         try:
             for rows in batches:
-                events = _scanned(rows)
-                found = tracker.first_out_of_order(events)
-                events = held + events
+                batch = _scanned(rows)
+                found = tracker.first_out_of_order(batch.events)
+                held.extend(batch)
+                events = held
                 if found is not None:
                     index, maybe_forgotten = found
-                    suspect = events[len(held) + index].pour_timestamp
-                    ready = [e for e in events if e.pour_timestamp < suspect]
-                    if ready:
-                        yield ready
+                    suspect = batch.pour_timestamps[index]
+                    cut = events.count_before(suspect)
+                    if cut:
+                        yield events[:cut]
                     check = self._check_from(layout, snapshot, suspect) if maybe_forgotten else None
                     if check is None:  # skew, or no second connection: the tail query is safe
                         skew_from = suspect
                         break
                     del tracker
-                    rest = [e for e in events if e.pour_timestamp >= suspect]
                     yield from self._follow_check(
-                        conn, layout, None, end, reader, batches, rest, check
+                        conn, layout, None, end, reader, batches, events[cut:], check
                     )
                     return
-                cut = bisect.bisect_left(events, events[-1].pour_timestamp, key=_pour_timestamp)
+                cut = events.count_before(events.pour_timestamps[-1])
                 held = events[cut:]
                 if cut:
                     yield events[:cut]
@@ -1224,9 +1219,11 @@ class PostgresEventStore:
         start: str | None,
         end: str | None,
         check: _SkewCheck,
-    ) -> Iterator[list[ScannedEvent]]:
+    ) -> Iterator[ScannedBatch]:
         reader = _CursorReader(conn, *self._scan_query(layout, start, end), self._scan_batch_size)
-        yield from self._follow_check(conn, layout, start, end, reader, reader.batches(), [], check)
+        yield from self._follow_check(
+            conn, layout, start, end, reader, reader.batches(), ScannedBatch(), check
+        )
 
     def _follow_check(
         self,
@@ -1236,9 +1233,9 @@ class PostgresEventStore:
         end: str | None,
         reader: _CursorReader,
         batches: Generator[list[tuple[Any, ...]], None, None],
-        pending: list[ScannedEvent],
+        pending: ScannedBatch,
         check: _SkewCheck,
-    ) -> Iterator[list[ScannedEvent]]:
+    ) -> Iterator[ScannedBatch]:
         """``pending``, then the rest of ``batches``, up to the clock-skew point ``check``
         finds; then the skewed tail query from there."""
         try:
@@ -1250,8 +1247,9 @@ class PostgresEventStore:
             skew_from = check.result()
             events = pending
             while True:
-                if skew_from is not None and events and events[-1].pour_timestamp >= skew_from:
-                    yield [e for e in events if e.pour_timestamp < skew_from]
+                if skew_from is not None and events and events.pour_timestamps[-1] >= skew_from:
+                    if cut := events.count_before(skew_from):
+                        yield events[:cut]
                     break
                 if events:
                     yield events
@@ -1272,7 +1270,7 @@ class PostgresEventStore:
         skew_from: str,
         start: str | None,
         end: str | None,
-    ) -> Iterator[list[ScannedEvent]]:
+    ) -> Iterator[ScannedBatch]:
         """Events from ``skew_from`` on, placed at the running maximum of their aggregate's
         timestamps (earlier events do not change it: they are all before ``skew_from``)."""
         filters: list[sql.Composable] = []
@@ -1323,10 +1321,7 @@ class PostgresEventStore:
         batches = reader.batches()
         try:
             for rows in batches:
-                yield [
-                    ScannedEvent(row[0], event)
-                    for row, event in zip(rows, _events([row[1:] for row in rows]), strict=True)
-                ]
+                yield ScannedBatch([row[0] for row in rows], _events([row[1:] for row in rows]))
         finally:
             batches.close()
         reader.close()

@@ -60,8 +60,8 @@ def test_scan_store_streams_in_pour_order(ddb, scanned):
     for store_id, store in stores.items():
         assert isinstance(store, TimeOrderedEventStore)
         oracle = InMemoryScanningEventStore(store_id, MEDIUM[store_id])
-        expected = [item for batch in oracle.scan_event_batches() for item in batch]
-        got = [item for batch in store.scan_event_batches() for item in batch]
+        expected = [e for batch in oracle.scan_event_batches() for e in batch.scanned_events()]
+        got = [e for batch in store.scan_event_batches() for e in batch.scanned_events()]
         assert got == expected
         assert len(got) == len(MEDIUM[store_id])
         skewed = [item for item in got if item.pour_timestamp != item.event["timestamp"]]
@@ -174,7 +174,7 @@ def test_items_read_from_the_response_json_decode_like_botocore(ddb):
         store = DynamoDBTableScanEventStore("BIN", table, client=ddb)
         (batch,) = list(store.scan_event_batches())
         expected = {"b": "AP8=", "bs": ["YQ==", "eg=="]}
-        assert batch[0].event["payload"] == expected
+        assert batch.events[0]["payload"] == expected
         assert store.get_events("a")[0]["payload"] == expected
         plain = ddb.scan(TableName=table)["Items"][0]["payload"]["M"]["b"]["B"]
         assert plain == b"\x00\xff"

@@ -272,6 +272,30 @@ def json_parser(request, monkeypatch):
     return request.param
 
 
+def test_a_value_the_fast_parser_refuses_is_read_by_the_standard_one(table):
+    """msgspec refuses a number beyond a double (jsonb keeps it exactly); the whole batch is
+    then parsed by the standard library's parser, which reads it as infinity, and the rest
+    of the batch is unchanged."""
+    rows = [
+        ("S", event(f"a{i}", 1, f"2022-01-01T00:00:0{i}.000Z", payload={"n": i})) for i in range(3)
+    ]
+    table.load(rows)
+    huge = "1" + "0" * 400 + ".5"
+    table.execute(
+        sql.SQL(
+            "UPDATE {} SET data = jsonb_build_object('n', %s::numeric)"
+            " WHERE aggregate_id::text = 'a1'"
+        ).format(sql.Identifier(table.name)),
+        [huge],
+    )
+    store = table.store("S", scan_batch_size=10)
+
+    scanned_payloads = [s.event["payload"] for s in store.scan_events()]
+
+    assert scanned_payloads == [{"n": 0}, {"n": float("inf")}, {"n": 2}]
+    assert store.get_events("a1")[0]["payload"] == {"n": float("inf")}
+
+
 def test_payload_and_metadata_null_is_absent_falsy_json_is_kept(pokemons, json_parser):
     magikarp = pokemons.get_events("magikarp")
     assert [e.get("payload", "absent") for e in magikarp] == [0, False, "", [], None]
