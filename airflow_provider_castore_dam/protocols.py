@@ -135,9 +135,10 @@ class EventStore(Protocol):
 class TimeOrderedEventStore(EventStore, Protocol):
     """An event store that can stream all its events in pour order by itself.
 
-    A collection pour reads such stores from worker threads, where that saves time: it reads
-    every store's first batch at once (a scan may then go on in another thread, never in two
-    at once) and lists the stores' first and last aggregates at the same time.
+    Pours read such stores from worker threads where that saves time: they list every
+    store's first and last aggregates at the same time (``list_aggregate_ids`` must allow
+    concurrent calls), and a collection pour reads every store's first batch at once (a scan
+    may then go on in another thread, never in two at once).
     """
 
     def scan_event_batches(

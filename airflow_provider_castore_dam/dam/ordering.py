@@ -344,32 +344,37 @@ def _batches_after(scan: Iterator[ScannedBatch], after: StorePourKey) -> Generat
             close()
 
 
-def merge_scans(
+def open_scans(
     stores: Sequence[TimeOrderedEventStore],
     time_range: TimeRange,
-    after: Mapping[str, StorePourKey] | None = None,
-) -> Generator[PourBatch]:
-    """Native path: merge the stores' own time-ordered scans (one store's passes through),
-    as batches of notification messages, each store from just after its ``after`` position.
+    after: Mapping[str, StorePourKey],
+) -> dict[str, Iterator[ScannedBatch]]:
+    """Per store id, its scan within ``time_range`` from just after its ``after`` position.
+    Nothing is read yet; a store that checks itself when a scan is asked for (PostgreSQL
+    does) fails here."""
+    return {
+        store.event_store_id: _scan_after(store, time_range, after.get(store.event_store_id))
+        for store in stores
+    }
 
-    Closing this iterator closes the stores' scans, releasing their connections."""
-    after = after or {}
-    scans = [_scan_after(store, time_range, after.get(store.event_store_id)) for store in stores]
+
+def merge_scans(scans: Mapping[str, Iterator[ScannedBatch]]) -> Generator[PourBatch]:
+    """Native path: merge the stores' own time-ordered scans (one store's passes through),
+    as batches of notification messages.
+
+    Closing this iterator closes the scans, releasing their connections."""
     try:
-        if len(stores) == 1:
-            store_id = stores[0].event_store_id
-            for batch in scans[0]:
+        if len(scans) == 1:
+            ((store_id, scan),) = scans.items()
+            for batch in scan:
                 yield PourBatch(
                     [notification_message(store_id, event) for event in batch.events],
                     batch.pour_timestamps,
                 )
             return
-
-        yield from _merge_scan_batches(
-            {store.event_store_id: scan for store, scan in zip(stores, scans, strict=True)}
-        )
+        yield from _merge_scan_batches(dict(scans))
     finally:
-        for scan in scans:
+        for scan in scans.values():
             close = getattr(scan, "close", None)
             if close is not None:
                 close()
@@ -378,8 +383,7 @@ def merge_scans(
 def scanned_aggregates(stores: Sequence[EventStore], time_range: TimeRange) -> dict[str, ScanInfos]:
     """Per store id, the first and last aggregate a listing bounded by ``time_range.end``
     would scan. Each answer may take a query that reads every initial event of a store, so
-    the stores are asked at the same time (each store once, then once more: a store that
-    cannot be read fails on its first request)."""
+    they are all asked at the same time."""
 
     def edge(store: EventStore, reverse: bool) -> ScannedAggregate | None:
         page = store.list_aggregate_ids(
@@ -387,13 +391,15 @@ def scanned_aggregates(stores: Sequence[EventStore], time_range: TimeRange) -> d
         )
         return page.aggregate_ids[0] if page.aggregate_ids else None
 
-    with ThreadPoolExecutor(len(stores), thread_name_prefix="castore-dam-list") as pool:
-        firsts = list(pool.map(lambda store: edge(store, False), stores))
-        lasts = list(pool.map(lambda store: edge(store, True), stores))
-    return {
-        store.event_store_id: {"first_scanned_aggregate": first, "last_scanned_aggregate": last}
-        for store, first, last in zip(stores, firsts, lasts, strict=True)
-    }
+    with ThreadPoolExecutor(2 * len(stores), thread_name_prefix="castore-dam-list") as pool:
+        edges = [(pool.submit(edge, s, False), pool.submit(edge, s, True)) for s in stores]
+        return {
+            store.event_store_id: {
+                "first_scanned_aggregate": first.result(),
+                "last_scanned_aggregate": last.result(),
+            }
+            for store, (first, last) in zip(stores, edges, strict=True)
+        }
 
 
 def messages_in_pour_order(
@@ -406,6 +412,7 @@ def messages_in_pour_order(
     on the native path). ``after``: per store id, pour only what follows that place."""
     scanning = [store for store in stores if isinstance(store, TimeOrderedEventStore)]
     if len(scanning) == len(stores):
-        return merge_scans(scanning, time_range, after), scanned_aggregates(stores, time_range)
+        scans = open_scans(scanning, time_range, after or {})
+        return merge_scans(scans), scanned_aggregates(stores, time_range)
     merge = EventMerge(stores, time_range, after or {})
     return _notification_batches(merge.events()), merge.scans
