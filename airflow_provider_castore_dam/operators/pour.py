@@ -156,9 +156,20 @@ class BasePourOperator(BaseOperator):
         self.pour_dry_run = dry_run
         self.progress_interval = progress_interval
         self._progress: PourProgress | None = None
+        self._opened_stores: list[EventStore] = []
 
     def event_store(self, event_store_id: str) -> EventStore:
-        return CastoreEventStoreHook(self.event_store_conn_id).get_event_store(event_store_id)
+        """The store from the connection; closed (its connections released) when the pour
+        ends."""
+        store = CastoreEventStoreHook(self.event_store_conn_id).get_event_store(event_store_id)
+        self._opened_stores.append(store)
+        return store
+
+    def _close_stores(self) -> None:
+        while self._opened_stores:
+            close = getattr(self._opened_stores.pop(), "close", None)
+            if close is not None:
+                close()
 
     def pour(
         self, channel: MessageChannel, rate_limit: float | None, **engine: Any
@@ -195,6 +206,8 @@ class BasePourOperator(BaseOperator):
                     json.dumps(checkpoints.last),
                 )
             raise
+        finally:
+            self._close_stores()
         if checkpoints is not None:
             checkpoints.finished()
         if isinstance(channel, DryRunMessageChannel):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from airflow_provider_castore_dam.demo import DEMO_EVENTS
-from airflow_provider_castore_dam.errors import PourInterruptedError
+from airflow_provider_castore_dam.errors import InvalidPourInputError, PourInterruptedError
 from airflow_provider_castore_dam.operators import (
     PourAggregateEventsOperator,
     PourEventStoreAggregateIdsOperator,
@@ -160,3 +160,41 @@ def test_progress_is_logged_and_on_kill_stops_the_pour(demo_connections, publish
     log = caplog.text + capsys.readouterr().out
     assert "Poured 5 messages in" in log
     assert "Stopping the pour" in log
+
+
+@pytest.fixture
+def closed_stores(monkeypatch) -> list[str]:
+    """Ids of the stores the operators closed (the in-memory demo store gets a close())."""
+    from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
+
+    closed: list[str] = []
+    original = CastoreEventStoreHook.get_event_store
+
+    def opening(self, event_store_id):
+        store = original(self, event_store_id)
+        store.close = lambda: closed.append(event_store_id)
+        return store
+
+    monkeypatch.setattr(CastoreEventStoreHook, "get_event_store", opening)
+    return closed
+
+
+def test_stores_are_closed_when_the_pour_ends(demo_connections, published, closed_stores):
+    PourEventStoreCollectionEventsOperator(
+        task_id="pour", event_store_ids="POKEMONS, TRAINERS"
+    ).execute({})
+
+    assert sorted(closed_stores) == ["POKEMONS", "TRAINERS"]
+    assert len(published()) == 10
+
+
+def test_stores_are_closed_when_the_pour_fails(demo_connections, published, closed_stores):
+    operator = PourEventStoreEventsOperator(
+        task_id="pour", event_store_id="POKEMONS", filters={"from": "not a timestamp"}
+    )
+
+    with pytest.raises(InvalidPourInputError, match="not a timestamp"):
+        operator.execute({})
+
+    assert closed_stores == ["POKEMONS"]
+    assert published() == []
