@@ -7,7 +7,7 @@ only ever talks to them through these methods.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypedDict, runtime_checkable
 
@@ -138,7 +138,9 @@ class TimeOrderedEventStore(EventStore, Protocol):
     Pours read such stores from worker threads where that saves time: they list every
     store's first and last aggregates at the same time (``list_aggregate_ids`` must allow
     concurrent calls), and a collection pour reads every store's first batch at once (a scan
-    may then go on in another thread, never in two at once).
+    may then go on in another thread, never in two at once). A store whose optional
+    attribute ``lists_beside_scans`` is true can also list while its scan is open: the
+    listings then run while the scans read their first batches.
     """
 
     def scan_event_batches(
@@ -147,6 +149,41 @@ class TimeOrderedEventStore(EventStore, Protocol):
         """Every event whose pour timestamp lies within the inclusive bounds, streamed in
         ``(pour_timestamp, aggregate_id, version)`` order with bounded memory, in non-empty
         batches (they keep the per-event work of long pours small). Closing the iterator
+        releases what the scan holds."""
+        ...
+
+
+class JointScanBatch(NamedTuple):
+    """Consecutive events of a joint scan of several stores, in pour order:
+    ``event_store_ids[i]`` is the store of ``scanned.events[i]``."""
+
+    event_store_ids: list[str]
+    scanned: ScannedBatch
+
+
+class ScanHandover(Exception):
+    """A joint scan stopped early, after the last event it yielded; each store's own scan
+    takes over from its last yielded event (from its start if it had none yet)."""
+
+
+@runtime_checkable
+class JointlyScannableEventStore(TimeOrderedEventStore, Protocol):
+    """A time-ordered store that can scan itself together with other such stores in one
+    read (PostgreSQL stores sharing a table: one query instead of one per store)."""
+
+    @property
+    def joint_scan_key(self) -> Hashable | None:
+        """Stores with equal keys (never None) can be scanned jointly."""
+        ...
+
+    def scan_jointly(
+        self, stores: Sequence[JointlyScannableEventStore], *, to_timestamp: str | None = None
+    ) -> Iterator[JointScanBatch]:
+        """The events of ``stores`` (all sharing this store's key) whose pour timestamps are
+        not after ``to_timestamp``, in pour order across the stores, in non-empty batches.
+
+        It may stop with :class:`ScanHandover` at any point it cannot go on by itself (clock
+        skew, a transient error...); what it yielded before is final. Closing the iterator
         releases what the scan holds."""
         ...
 

@@ -15,18 +15,21 @@ Two ways to produce it:
   (:class:`PrefetchingEventStore`) are told the first pages of the next ``prefetch_ahead``
   listed aggregates, which they fetch concurrently.
 - ``merge_scans``: when every store streams its own events in pour order
-  (:class:`TimeOrderedEventStore`), their streams are merged as they come.
+  (:class:`TimeOrderedEventStore`), their streams are merged as they come. Stores that can
+  be read together (:class:`JointlyScannableEventStore` with one key: PostgreSQL stores in one
+  table) are first read by one joint scan, until it hands over to their own scans.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from airflow_provider_castore_dam.dam.checkpoints import CheckpointLedger
 from airflow_provider_castore_dam.dam.inputs import ListAggregateIdsOptions, TimeRange
@@ -37,12 +40,17 @@ from airflow_provider_castore_dam.dam.results import ScanInfos, empty_scan_infos
 from airflow_provider_castore_dam.protocols import (
     EventDetail,
     EventStore,
+    JointlyScannableEventStore,
+    JointScanBatch,
     Message,
     PrefetchingEventStore,
+    ScanHandover,
     ScannedAggregate,
     ScannedBatch,
     TimeOrderedEventStore,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_BUFFERED_EVENTS = 10_000
 """Events held in memory across all open aggregates by the merge path."""
@@ -380,6 +388,61 @@ def merge_scans(scans: Mapping[str, Iterator[ScannedBatch]]) -> Generator[PourBa
                 close()
 
 
+def joint_scan(
+    stores: Sequence[TimeOrderedEventStore],
+    time_range: TimeRange,
+    after: Mapping[str, StorePourKey],
+) -> Iterator[JointScanBatch] | None:
+    """One scan of all ``stores`` when they can be read together and the pour starts at the
+    beginning (no ``from`` filter, no checkpoint), else None."""
+    if len(stores) < 2 or after or time_range.start is not None:
+        return None
+    if not all(isinstance(store, JointlyScannableEventStore) for store in stores):
+        return None
+    jointly = cast(Sequence[JointlyScannableEventStore], stores)
+    key = jointly[0].joint_scan_key
+    if key is None or any(store.joint_scan_key != key for store in jointly):
+        return None
+    return jointly[0].scan_jointly(jointly, to_timestamp=time_range.end)
+
+
+def _last_positions(
+    store_ids: list[str], scanned: ScannedBatch, positions: dict[str, StorePourKey], stores: int
+) -> None:
+    """Record in ``positions`` the last event of each store in a joint scan's batch of
+    ``stores`` stores' events."""
+    seen: set[str] = set()
+    for index in range(len(store_ids) - 1, -1, -1):
+        if store_ids[index] not in seen:
+            seen.add(store_ids[index])
+            positions[store_ids[index]] = scanned.position(index)
+            if len(seen) == stores:
+                return
+
+
+def jointly_then_apart(
+    joint: Iterator[JointScanBatch],
+    stores: Sequence[TimeOrderedEventStore],
+    time_range: TimeRange,
+) -> Generator[PourBatch]:
+    """The joint scan's batches; if it hands over, each store's own scan from its last
+    event on, merged (:func:`merge_scans`)."""
+    positions: dict[str, StorePourKey] = {}
+    try:
+        for store_ids, scanned in joint:
+            _last_positions(store_ids, scanned, positions, len(stores))
+            messages = map(notification_message, store_ids, scanned.events)
+            yield PourBatch(list(messages), scanned.pour_timestamps)
+        return
+    except ScanHandover as handover:
+        log.info("joint scan handed over to each store's own scan: %s", handover)
+    finally:
+        close = getattr(joint, "close", None)
+        if close is not None:
+            close()
+    yield from merge_scans(open_scans(stores, time_range, positions))
+
+
 def scanned_aggregates(stores: Sequence[EventStore], time_range: TimeRange) -> dict[str, ScanInfos]:
     """Per store id, the first and last aggregate a listing bounded by ``time_range.end``
     would scan. Each answer may take a query that reads every initial event of a store, so
@@ -402,17 +465,46 @@ def scanned_aggregates(stores: Sequence[EventStore], time_range: TimeRange) -> d
         }
 
 
+def _listed_beside(
+    batches: Generator[PourBatch],
+    stores: Sequence[EventStore],
+    time_range: TimeRange,
+    scans: dict[str, ScanInfos],
+) -> Generator[PourBatch]:
+    """``batches``, the stores' first and last aggregates being listed (into ``scans``) while
+    the first batch is read: they are known before it is given out."""
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="castore-dam-list") as pool:
+            listed = pool.submit(scanned_aggregates, stores, time_range)
+            first = next(batches, None)
+            for store_id, infos in listed.result().items():
+                scans[store_id].update(infos)
+        if first is not None:
+            yield first
+            yield from batches
+    finally:
+        batches.close()
+
+
 def messages_in_pour_order(
     stores: Sequence[EventStore],
     time_range: TimeRange,
     after: Mapping[str, StorePourKey] | None = None,
 ) -> tuple[Generator[PourBatch], dict[str, ScanInfos]]:
     """Notification messages of the events of ``stores`` in pour order, a batch at a time,
-    and the stores' scan infos (filled as events are read on the merge path, known up front
-    on the native path). ``after``: per store id, pour only what follows that place."""
+    and the stores' scan infos (filled as events are read on the merge path, known before
+    the first batch on the native path). ``after``: per store id, pour only what follows
+    that place."""
     scanning = [store for store in stores if isinstance(store, TimeOrderedEventStore)]
     if len(scanning) == len(stores):
-        scans = open_scans(scanning, time_range, after or {})
-        return merge_scans(scans), scanned_aggregates(stores, time_range)
+        joint = joint_scan(scanning, time_range, after or {})
+        if joint is not None:
+            batches = jointly_then_apart(joint, scanning, time_range)
+        else:
+            batches = merge_scans(open_scans(scanning, time_range, after or {}))
+        if all(getattr(store, "lists_beside_scans", False) for store in stores):
+            scans = {store.event_store_id: empty_scan_infos() for store in stores}
+            return _listed_beside(batches, stores, time_range, scans), scans
+        return batches, scanned_aggregates(stores, time_range)
     merge = EventMerge(stores, time_range, after or {})
     return _notification_batches(merge.events()), merge.scans

@@ -46,6 +46,9 @@ class DynamoDBTableScanEventStore(DynamoDBEventStore):
     ``run_events`` (events sorted in memory before spilling to ``spill_directory``).
     """
 
+    lists_beside_scans = True
+    """A scan holds no connection: listings can run while it reads."""
+
     def __init__(
         self,
         event_store_id: str,

@@ -31,12 +31,13 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from itertools import islice
+from operator import itemgetter
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg import sql
@@ -48,6 +49,9 @@ from airflow_provider_castore_dam.errors import EventStoreError
 from airflow_provider_castore_dam.protocols import (
     AggregateIdsPage,
     EventDetail,
+    JointlyScannableEventStore,
+    JointScanBatch,
+    ScanHandover,
     ScannedAggregate,
     ScannedBatch,
     ScannedEvent,
@@ -143,6 +147,11 @@ _SECOND_CONNECTION_WAIT = 2.0
 _SEQUENTIAL_PASS = "SET LOCAL enable_indexscan = off"
 """For the clock-skew check, a full pass over the store: read the heap in order and sort,
 rather than walk the unique index and fetch every row at random."""
+
+_AGGREGATE_ID, _VERSION = itemgetter(1), itemgetter(2)
+"""Columns of a scan's rows (``_Layout.event_columns``)."""
+_STORE_ID = itemgetter(6)
+"""The column a joint scan adds."""
 
 _raw_decode = json.JSONDecoder().raw_decode
 """``jsonb::text`` is compact, valid JSON with no leading blank: ``raw_decode`` parses it
@@ -303,29 +312,31 @@ class _VersionTracker:
 
     def __init__(self) -> None:
         self._generation = max(1, TRACKED_AGGREGATES // 2)
-        self._recent: dict[str, int] = {}
-        self._older: dict[str, int] = {}
+        self._recent: dict[Hashable, int] = {}
+        self._older: dict[Hashable, int] = {}
         self.forgot_any = False
 
-    def first_out_of_order(self, events: Sequence[EventDetail]) -> tuple[int, bool] | None:
-        """Index of the first event that does not follow the last version seen of its
-        aggregate, and whether that may only be because the aggregate was forgotten.
+    def first_out_of_order(
+        self, keys: Iterable[Hashable], versions: Iterable[int]
+    ) -> tuple[int, bool] | None:
+        """Index of the first event (of aggregate ``keys[i]``, version ``versions[i]``) that
+        does not follow the last version seen of its aggregate, and whether that may only be
+        because the aggregate was forgotten.
 
         Otherwise it comes before its previous version (clock skew) or after a gap in the
         versions, which is handled the same, safe way."""
         recent, older = self._recent, self._older
-        for index, event in enumerate(events):
-            aggregate_id, version = event["aggregateId"], event["version"]
-            previous = recent.get(aggregate_id)
+        for index, (key, version) in enumerate(zip(keys, versions, strict=True)):
+            previous = recent.get(key)
             if previous is None:
-                previous = older.get(aggregate_id)
+                previous = older.get(key)
                 if len(recent) >= self._generation:
                     self.forgot_any = self.forgot_any or bool(older)
                     self._older = older = recent
                     self._recent = recent = {}
             if (previous or 0) != version - 1:
                 return index, previous is None and self.forgot_any
-            recent[aggregate_id] = version
+            recent[key] = version
         return None
 
 
@@ -927,6 +938,88 @@ class PostgresEventStore:
         layout = self._ready()
         return self._scan(layout, start, end)
 
+    @property
+    def lists_beside_scans(self) -> bool:
+        """Whether a listing can run while a scan holds a connection: the pool has another."""
+        return self._pool.max_size >= 2
+
+    @property
+    def joint_scan_key(self) -> Hashable:
+        """Stores with equal keys read one table of one server with the same scan settings:
+        :meth:`scan_jointly` reads them all with one query."""
+        return (self._conninfo, self._table_parts, self._check_clock_skew, self._scan_batch_size)
+
+    def scan_jointly(
+        self, stores: Sequence[JointlyScannableEventStore], *, to_timestamp: str | None = None
+    ) -> Generator[JointScanBatch, None, None]:
+        """The events of ``stores`` (this one among them or not; all with this store's
+        :attr:`joint_scan_key`) up to ``to_timestamp``, in pour order across the stores,
+        streamed by one query on one of this store's connections. Every store is checked
+        before this returns.
+
+        One query sorts and sends the rows of every store at once, where separate scans would
+        each read the table. It covers the usual case only: while every event pours at its
+        own timestamp. At the first event that might not (it does not follow the last
+        version seen of its aggregate: :class:`_VersionTracker`), and at any error, it raises
+        :class:`ScanHandover` once it has yielded every event of the earlier milliseconds;
+        the stores' own scans go on from there.
+        """
+        if any(store.joint_scan_key != self.joint_scan_key for store in stores):
+            raise ValueError("scan_jointly: every store must have this store's joint_scan_key")
+        end = None if to_timestamp is None else normalize_timestamp(to_timestamp, "to_timestamp")
+        layout = self._ready()
+        for store in stores:
+            cast(PostgresEventStore, store)._ready()
+        return self._joint_scan(layout, sorted({store.event_store_id for store in stores}), end)
+
+    def _joint_scan(
+        self, layout: _Layout, store_ids: list[str], end: str | None
+    ) -> Generator[JointScanBatch, None, None]:
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                query, params = self._scan_query(layout, None, end, store_ids)
+                reader = _CursorReader(conn, query, params, self._scan_batch_size)
+                batches = reader.batches()
+                try:
+                    yield from self._joint_batches(batches)
+                finally:
+                    batches.close()
+                reader.close()
+        except (psycopg.Error, PoolTimeout) as error:
+            raise ScanHandover(
+                f"joint scan of {layout.table_text} at {self._where} failed: {_one_line(error)}"
+            ) from error
+
+    def _joint_batches(self, batches: Iterator[list[tuple[Any, ...]]]) -> Iterator[JointScanBatch]:
+        """Rows of the joint query as batches, each up to the last complete millisecond read
+        when clock skew is checked (an event of that millisecond may need to be held back)."""
+        tracker = _VersionTracker() if self._check_clock_skew else None
+        held = JointScanBatch([], ScannedBatch())
+        for rows in batches:
+            store_ids = list(map(_STORE_ID, rows))
+            batch = _scanned([row[:6] for row in rows])
+            held.event_store_ids.extend(store_ids)
+            held.scanned.extend(batch)
+            if tracker is None:
+                yield held
+                held = JointScanBatch([], ScannedBatch())
+                continue
+            found = tracker.first_out_of_order(
+                zip(store_ids, map(_AGGREGATE_ID, rows), strict=True), map(_VERSION, rows)
+            )
+            cut_at = batch.pour_timestamps[found[0] if found else -1]
+            cut = held.scanned.count_before(cut_at)
+            if cut:
+                yield JointScanBatch(held.event_store_ids[:cut], held.scanned[:cut])
+            if found is not None:
+                raise ScanHandover(
+                    "an event does not follow the last version seen of its aggregate"
+                )
+            held = JointScanBatch(held.event_store_ids[cut:], held.scanned[cut:])
+        if held.scanned:
+            yield held
+
     def _scan(
         self,
         layout: _Layout,
@@ -1130,12 +1223,23 @@ class PostgresEventStore:
         )
 
     def _scan_query(
-        self, layout: _Layout, start: str | None, end: str | None
+        self,
+        layout: _Layout,
+        start: str | None,
+        end: str | None,
+        store_ids: Sequence[str] | None = None,
     ) -> tuple[sql.Composed, dict[str, Any]]:
         """The store's events between the bounds, in ``(timestamp, aggregate_id, version)``
-        order (timestamps cut to the millisecond)."""
+        order (timestamps cut to the millisecond). With ``store_ids``, the events of those
+        stores in ``(timestamp, store id, aggregate_id, version)`` order, each row ending with
+        its store id."""
         conditions: list[sql.Composable] = [sql.SQL("aggregate_name = %(store)s")]
         params: dict[str, Any] = {"store": self._event_store_id}
+        store = sql.SQL("")
+        if store_ids is not None:
+            conditions = [sql.SQL("aggregate_name = ANY(%(stores)s)")]
+            params = {"stores": list(store_ids)}
+            store = sql.SQL('aggregate_name COLLATE "C" AS pour_s, ')
         timestamp = sql.Identifier("timestamp")
         if start is not None:
             conditions.append(sql.SQL("{} >= {}").format(timestamp, layout.bound("start")))
@@ -1145,21 +1249,27 @@ class PostgresEventStore:
                 sql.SQL("{} < {} + interval '1 millisecond'").format(timestamp, layout.bound("end"))
             )
             params["end"] = end
+        order = sql.SQL(
+            "pour_t, pour_s, pour_a, version" if store_ids else "pour_t, pour_a, version"
+        )
         # Sort the rows as stored, format them after: the sort (which must end before the
         # first row) stays small, and the formatting happens while Python reads earlier rows.
         # OFFSET 0 keeps the subquery as is; the outer ORDER BY is already satisfied.
         query = sql.SQL(
-            "SELECT {columns} FROM ("
-            " SELECT {raw}, {millis} AS pour_t, {aggregate} AS pour_a FROM {table}"
-            " WHERE {conditions} ORDER BY pour_t, pour_a, version OFFSET 0"
-            ") s ORDER BY s.pour_t, s.pour_a, s.version"
+            "SELECT {columns}{store_column} FROM ("
+            " SELECT {raw}, {millis} AS pour_t, {store}{aggregate} AS pour_a FROM {table}"
+            " WHERE {conditions} ORDER BY {order} OFFSET 0"
+            ") s ORDER BY {order}"
         ).format(
             columns=layout.event_columns,
+            store_column=sql.SQL(", pour_s::text" if store_ids else ""),
             raw=sql.SQL(", ").join(map(sql.Identifier, _EVENT_COLUMNS)),
             millis=layout.millis,
+            store=store,
             aggregate=layout.aggregate_order,
             table=layout.table,
             conditions=sql.SQL(" AND ").join(conditions),
+            order=order,
         )
         return query, params
 
@@ -1181,7 +1291,7 @@ class PostgresEventStore:
         try:
             for rows in batches:
                 batch = _scanned(rows)
-                found = tracker.first_out_of_order(batch.events)
+                found = tracker.first_out_of_order(map(_AGGREGATE_ID, rows), map(_VERSION, rows))
                 held.extend(batch)
                 events = held
                 if found is not None:

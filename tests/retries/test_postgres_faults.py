@@ -8,6 +8,7 @@ the channel receives every event exactly once, in pour order.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from airflow_provider_castore_dam.channels import InMemoryMessageChannel
 from airflow_provider_castore_dam.dam import (
     pour_aggregate_events,
     pour_event_store_aggregate_ids,
+    pour_event_store_collection_events,
     pour_event_store_events,
 )
 from airflow_provider_castore_dam.errors import EventStoreError
@@ -77,6 +79,12 @@ def _rows() -> list[tuple[str, dict[str, Any]]]:
 
 ROWS = _rows()
 EVENTS = [event for store_id, event in ROWS if store_id == STORE]
+LATEST = {(s, e["aggregateId"], e["version"]): e["timestamp"] for s, e in ROWS}
+MONOTONIC_ROWS = [  # without the skewed versions: a joint scan of both stores reads them all
+    (s, e)
+    for s, e in ROWS
+    if e["timestamp"] >= LATEST.get((s, e["aggregateId"], e["version"] - 1), "")
+]
 
 
 def expected(start: str | None = None, end: str | None = None) -> list[dict[str, Any]]:
@@ -91,6 +99,8 @@ def table_dsn(postgres_server) -> Iterator[tuple[str, str]]:
     with postgres_server.temporary_database("castore_faults") as dsn:
         create_castore_table(dsn, "event", aggregate_id_type="VARCHAR(64)")
         copy_events(dsn, ROWS, "event")
+        create_castore_table(dsn, "monotonic", aggregate_id_type="VARCHAR(64)")
+        copy_events(dsn, MONOTONIC_ROWS, "monotonic")
         yield dsn, "event"
 
 
@@ -106,7 +116,8 @@ def open_store(table_dsn, pg_proxy) -> Iterator[Callable[..., PostgresEventStore
         conninfo = options.pop("conninfo", None) or make_conninfo(
             dsn, host="127.0.0.1", port=pg_proxy.port
         )
-        store = PostgresEventStore(STORE, conninfo, table=table, **options)
+        store_id = options.pop("event_store_id", STORE)
+        store = PostgresEventStore(store_id, conninfo, table=options.pop("table", table), **options)
         stores.append(store)
         return store
 
@@ -149,9 +160,11 @@ def assert_exactly(channel: InMemoryMessageChannel, want: list[dict[str, Any]]) 
     assert canon(got) == canon(want)  # same events, same order: none lost, none twice
 
 
-def scan_bytes(open_store, proxy: FaultProxy, batch_size: int, **filters: Any) -> int:
+def scan_bytes(
+    open_store, proxy: FaultProxy, batch_size: int, pool: int = 4, **filters: Any
+) -> int:
     """Bytes the server sends for a whole fault-free pour, after validation."""
-    store = open_store(scan_batch_size=batch_size)
+    store = open_store(scan_batch_size=batch_size, max_pool_size=pool)
     store.validate()
     before = proxy.to_client_bytes
     channel = InMemoryMessageChannel()
@@ -167,8 +180,10 @@ def scan_bytes(open_store, proxy: FaultProxy, batch_size: int, **filters: Any) -
 def test_scan_cut_mid_stream_resumes_after_the_last_delivered_event(
     open_store, pg_proxy, fetching, fraction, caplog
 ):
-    total = scan_bytes(open_store, pg_proxy, 40)
-    store = open_store(scan_batch_size=40)
+    # one connection: the listings run before the scan, not beside it, so the cut lands on
+    # the scan at the same place every time
+    total = scan_bytes(open_store, pg_proxy, 40, pool=1)
+    store = open_store(scan_batch_size=40, max_pool_size=1)
     store.validate()
     caplog.clear()
     pg_proxy.cut_after(int(total * fraction))
@@ -187,6 +202,42 @@ def test_scan_cut_mid_stream_resumes_after_the_last_delivered_event(
         reasons=["OperationalError"],
     )
     assert attempt_numbers(lines) == [1]
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.6])
+def test_a_joint_scan_cut_mid_stream_hands_over_without_loss(
+    open_store, pg_proxy, fraction, caplog
+):
+    stores = [
+        open_store(event_store_id=store_id, table="monotonic", scan_batch_size=40)
+        for store_id in (STORE, "TRAINERS")
+    ]
+    for store in stores:
+        store.validate()
+    channel = InMemoryMessageChannel()
+    before = pg_proxy.to_client_bytes
+    pour_event_store_collection_events(stores, channel)
+    want = [
+        {"eventStoreId": store_id, "event": e}
+        for store_id, e in oracle.pour_order(
+            {s: [e for sid, e in MONOTONIC_ROWS if sid == s] for s in (STORE, "TRAINERS")}
+        )
+    ]
+    assert_exactly(channel, want)
+    total = pg_proxy.to_client_bytes - before
+    caplog.clear()
+    pg_proxy.cut_after(int(total * fraction))
+    resets = pg_proxy.resets
+    channel = InMemoryMessageChannel()
+
+    with caplog.at_level(logging.INFO, logger="airflow_provider_castore_dam.dam.ordering"):
+        result = pour_event_store_collection_events(stores, channel)
+
+    assert pg_proxy.resets > resets
+    assert_exactly(channel, want)
+    assert result["poured_event_count"] == len(want)
+    handovers = [r.getMessage() for r in caplog.records if "handed over" in r.getMessage()]
+    assert len(handovers) == 1 and "joint scan of" in handovers[0]
 
 
 def test_scan_with_bounds_resumes_within_them(open_store, pg_proxy, caplog):

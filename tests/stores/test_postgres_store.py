@@ -43,7 +43,7 @@ from airflow_provider_castore_dam.stores import InMemoryEventStore
 from airflow_provider_castore_dam.stores import postgres as postgres_module
 from airflow_provider_castore_dam.stores.postgres import PostgresEventStore
 from tests.engine import oracle
-from tests.stores.castore_tables import copy_events, create_castore_table, truncate
+from tests.stores.castore_tables import Table, copy_events, create_castore_table, truncate
 
 LOGGER = "airflow_provider_castore_dam.stores.postgres"
 TIE = "2022-01-02T10:00:00.123Z"
@@ -99,54 +99,6 @@ def all_pages(store: EventStore, **options: Any) -> tuple[list[dict], list[int]]
         if token is None:
             return found, sizes
         assert len(sizes) < 10_000
-
-
-class Table:
-    """A Castore-layout table in the session database, and the stores opened on it."""
-
-    def __init__(self, dsn: str, name: str, **layout: Any) -> None:
-        self.dsn = dsn
-        self.name = name
-        self.stores: list[PostgresEventStore] = []
-        create_castore_table(dsn, name, **layout)
-
-    def load(self, rows: list[tuple[str, dict]]) -> None:
-        copy_events(self.dsn, rows, self.name)
-
-    def store(self, event_store_id: str = "POKEMONS", **options: Any) -> PostgresEventStore:
-        store = PostgresEventStore(event_store_id, self.dsn, table=self.name, **options)
-        self.stores.append(store)
-        return store
-
-    def execute(self, query: Any, params: Any = None) -> list[tuple]:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            cursor = conn.execute(query, params)
-            return cursor.fetchall() if cursor.description else []
-
-    def close(self) -> None:
-        for store in self.stores:
-            store.close()
-        self.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(self.name)))
-
-
-@pytest.fixture
-def make_table(postgres_session_database: str) -> Iterator[Any]:
-    tables: list[Table] = []
-
-    def make(**layout: Any) -> Table:
-        layout.setdefault("aggregate_id_type", "VARCHAR(64)")
-        table = Table(postgres_session_database, f"event_{uuid.uuid4().hex[:10]}", **layout)
-        tables.append(table)
-        return table
-
-    yield make
-    for table in tables:
-        table.close()
-
-
-@pytest.fixture
-def table(make_table: Any) -> Table:
-    return make_table()
 
 
 # Three aggregates share an initial millisecond (TIE), inserted out of aggregate id order.
@@ -775,6 +727,27 @@ def test_without_snapshot_export_the_check_runs_first(postgres_database, caplog)
         with psycopg.connect(postgres_database, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@pytest.mark.parametrize("max_pool_size", [4, 2, 1])
+def test_scan_infos_are_known_before_the_first_batch_is_published(table, max_pool_size):
+    """With a second connection the listings run beside the scan; with one, before it."""
+    table.load(POKEMON_ROWS)
+    store = table.store("POKEMONS", max_pool_size=max_pool_size, scan_batch_size=2)
+    assert store.lists_beside_scans is (max_pool_size > 1)
+    checkpoints: list[dict] = []
+
+    result = pour_event_store_events(
+        store, InMemoryMessageChannel(), on_checkpoint=checkpoints.append
+    )
+
+    assert result["first_scanned_aggregate"]["aggregate_id"] == "pikachu"
+    assert result["last_scanned_aggregate"]["aggregate_id"] == "magikarp"
+    assert checkpoints and all(
+        checkpoint["result"][edge] == result[edge]
+        for checkpoint in checkpoints
+        for edge in ("first_scanned_aggregate", "last_scanned_aggregate")
+    )
 
 
 def test_two_scans_at_once_share_a_small_pool(table):

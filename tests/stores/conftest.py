@@ -1,0 +1,31 @@
+"""Fixtures of the store tests: Castore-layout tables in the session database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.stores.castore_tables import Table
+
+
+@pytest.fixture
+def make_table(postgres_session_database: str) -> Iterator[Any]:
+    tables: list[Table] = []
+
+    def make(**layout: Any) -> Table:
+        layout.setdefault("aggregate_id_type", "VARCHAR(64)")
+        table = Table(postgres_session_database, f"event_{uuid.uuid4().hex[:10]}", **layout)
+        tables.append(table)
+        return table
+
+    yield make
+    for table in tables:
+        table.close()
+
+
+@pytest.fixture
+def table(make_table: Any) -> Table:
+    return make_table()
