@@ -16,10 +16,12 @@ from airflow_provider_castore_dam.channels import InMemoryMessageChannel
 from airflow_provider_castore_dam.dam import pour_event_store_collection_events
 from airflow_provider_castore_dam.dam.inputs import parse_filters
 from airflow_provider_castore_dam.dam.ordering import joint_scan
+from airflow_provider_castore_dam.errors import PourInterruptedError
 from airflow_provider_castore_dam.protocols import JointlyScannableEventStore, ScanHandover
 from airflow_provider_castore_dam.stores import InMemoryEventStore
 from airflow_provider_castore_dam.stores.postgres import PostgresEventStore
 from tests.engine import oracle
+from tests.engine.test_checkpoints import BATCH, BreakingChannel
 from tests.stores.test_postgres_store import canon, event, messages
 
 ENGINE_LOGGER = "airflow_provider_castore_dam.dam.ordering"
@@ -192,3 +194,33 @@ def test_a_joint_scan_that_cannot_connect_hands_over(table):
 
     with pytest.raises(ScanHandover, match="joint scan of"):
         next(scan)
+
+
+@pytest.mark.parametrize(("fail_on_call", "delivered"), [(1, 0), (20, 2), (70, 1)])
+@pytest.mark.parametrize("skewed", [None, "B"])
+def test_a_joint_pour_interrupted_resumes_with_each_stores_scan(
+    table, own_scans, fail_on_call, delivered, skewed
+):
+    rows = monotonic_rows(seed=5)
+    rows = rows if skewed is None else skew(rows, skewed)
+    table.load(rows)
+    stores = [table.store(s, scan_batch_size=8) for s in STORES]
+    want = expected(rows)
+    channel = BreakingChannel(fail_on_call, delivered)
+    saved: list[dict] = []
+
+    with pytest.raises(PourInterruptedError):
+        pour_event_store_collection_events(stores, channel, on_checkpoint=saved.append)
+    confirmed = (fail_on_call - 1) * BATCH
+    assert len(saved) == fail_on_call - 1
+    before = len(channel.messages)
+    resumed = pour_event_store_collection_events(
+        stores, channel, checkpoint=saved[-1] if saved else None
+    )
+
+    published = [m.message for m in channel.messages]
+    assert canon(published[:confirmed]) == canon(want[:confirmed])
+    assert canon(published[before:]) == canon(want[confirmed:])
+    assert resumed["poured_event_count"] == len(want)
+    if saved:  # a resumed pour starts after a position: each store's own scan
+        assert {store_id for store_id, _ in own_scans} == set(STORES)
