@@ -39,12 +39,12 @@ def in_insertion_order(rows: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
 
 def monotonic_rows(seed: int, aggregates: int = 30) -> list[tuple[str, dict]]:
     """Three stores whose events tie across stores and aggregates on few milliseconds; every
-    aggregate's timestamps go forward."""
+    aggregate's timestamps go forward, and no two stores share an aggregate id."""
     rnd = random.Random(seed)
     rows = []
     for store_id in STORES:
         for number in range(aggregates):
-            aggregate_id = f"{rnd.choice('xé')}{number}"
+            aggregate_id = f"{store_id.lower()}{rnd.choice('xé')}{number}"
             moments = sorted(rnd.choice(STAMPS) for _ in range(rnd.randint(1, 4)))
             for version, moment in enumerate(moments, 1):
                 extra = rnd.choice([{}, {"payload": {"n": number}}, {"metadata": {"s": store_id}}])
@@ -149,6 +149,26 @@ def test_skew_in_the_first_batch_hands_over_before_anything_is_poured(table, own
         ("B", "b", 3),
     ]
     assert sorted(own_scans) == [("A", None), ("B", None)]
+
+
+def test_an_aggregate_id_in_two_stores_does_not_hide_skew(table, own_scans):
+    """A's Z 1 must not pass for the version before B's Z 2, which is earlier than B's Z 1."""
+    rows = in_insertion_order(
+        [
+            *monotonic_rows(seed=13),
+            ("A", event("Z", 1, STAMPS[2])),
+            ("B", event("Z", 1, STAMPS[3])),
+            ("B", event("Z", 2, STAMPS[2])),  # pours at STAMPS[3], after B's Z 1
+        ]
+    )
+    table.load(rows)
+    stores = [table.store(s, scan_batch_size=6) for s in STORES]
+    channel = InMemoryMessageChannel()
+
+    pour_event_store_collection_events(stores, channel)
+
+    assert canon(messages(channel)) == canon(expected(rows))
+    assert sorted(store_id for store_id, _ in own_scans) == sorted(STORES)
 
 
 def test_without_the_skew_check_the_joint_scan_reads_everything(table, own_scans):
