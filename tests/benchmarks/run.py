@@ -188,7 +188,7 @@ def verdicts(rows: Sequence[Row]) -> list[str]:
         direction = "faster" if op == ">=" else "smaller"
         out.append(
             f"MISSED {label}: {row.ratio:.2f}x, target {row.target}x "
-            f"(needs {factor:.1f}x {direction})"
+            f"(needs {factor:.1f}x {direction})" + (f"; {row.note}" if row.note else "")
         )
     return out
 
