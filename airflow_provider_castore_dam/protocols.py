@@ -7,7 +7,7 @@ only ever talks to them through these methods.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypedDict, runtime_checkable
 
@@ -93,6 +93,39 @@ class ScannedBatch:
         while index < len(self) and self.position(index) <= position:
             index += 1
         return self[index:]
+
+
+def resume_scan(
+    open_scan: Callable[[str | None], Iterator[ScannedBatch]],
+    start: str | None,
+    position: ScanPosition | None,
+) -> Generator[ScannedBatch, None, None]:
+    """A time-ordered scan from ``start`` that skips what was already delivered: every event
+    up to and including ``position`` (nothing when it is None).
+
+    ``open_scan(from_timestamp)`` is called now, from the later of ``start`` and
+    ``position``'s pour timestamp (a scan from a timestamp places events exactly as a scan
+    from the first event does); the events of that millisecond up to ``position`` are
+    dropped. The batches are non-empty; closing the result closes the scan."""
+    from_timestamp = start
+    if position is not None and (start is None or position[0] > start):
+        from_timestamp = position[0]
+    return _batches_after(open_scan(from_timestamp), position)
+
+
+def _batches_after(
+    scan: Iterator[ScannedBatch], position: ScanPosition | None
+) -> Generator[ScannedBatch, None, None]:
+    try:
+        for batch in scan:
+            if position is not None and batch and batch.position(0) <= position:
+                batch = batch.after(position)
+            if batch:
+                yield batch
+    finally:
+        close = getattr(scan, "close", None)
+        if close is not None:
+            close()
 
 
 class EventStore(Protocol):

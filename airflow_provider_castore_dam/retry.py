@@ -3,10 +3,10 @@
 One :class:`RetryPolicy` (budget in attempts and seconds, exponential backoff with full
 jitter) and one loop, :func:`call_with_retries`, used by:
 
-- the PostgreSQL store (``stores/postgres.py``): connecting, each listing page, each
+- the PostgreSQL store (``stores/postgres/``): connecting, each listing page, each
   aggregate's events, and each batch of the streamed scan (a scan cut mid-stream resumes
   after the last event it delivered, on a new connection);
-- the DynamoDB store (``stores/dynamodb.py``): every request (``_call``);
+- the DynamoDB stores (``stores/dynamodb/``): every request (``Table.call``);
 - the S3 offload (``channels/s3_offload.py``): each ``PutObject``;
 - the SQS and EventBridge channels, through the round-based loop of
   :mod:`airflow_provider_castore_dam.channels.batch_retry` (per-entry failures, and whole
@@ -15,7 +15,7 @@ jitter) and one loop, :func:`call_with_retries`, used by:
 An error is *retryable* when it is transient: throttling, a 5xx or internal error, a
 dropped or refused connection, a timeout (see :data:`RETRYABLE_ERROR_CODES`,
 :data:`RETRYABLE_HTTP_STATUSES`, :func:`classify_aws_error` and, for PostgreSQL,
-``stores.postgres._postgres_failure``). Anything else (validation errors, access denied, a
+``stores.postgres.connection.postgres_failure``). Anything else (validation errors, access denied, a
 missing table, queue, bus or bucket, bad SQL, refused credentials) is *permanent*: raised at
 once, after one attempt, with the service's own message.
 

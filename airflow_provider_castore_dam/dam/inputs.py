@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from airflow_provider_castore_dam.dam.timestamps import normalize_timestamp
 from airflow_provider_castore_dam.errors import InvalidPourInputError
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
+from airflow_provider_castore_dam.timestamps import normalize_timestamp
 
 MIN_RATE_LIMIT = 0.001
 """The smallest rate limit, one message every 1,000 s: below it a pour would sleep for ages

@@ -7,13 +7,8 @@ always poured in version order. For stores written by Castore it is simply the t
 Timestamp filters apply to the pour timestamp. Ids compare by Unicode code point.
 
 Two ways to produce it:
-- ``EventMerge``: works on any store. Aggregates are listed by initial event timestamp;
-  an aggregate is opened when the pour reaches its initial timestamp, and a heap keyed on each
-  open aggregate's next event picks what comes next. Each open aggregate holds at most one page
-  of events, and all of them together at most ``max_buffered_events`` (pages over the cap are
-  dropped and fetched again when needed). Stores that can fetch ahead
-  (:class:`PrefetchingEventStore`) are told the first pages of the next ``prefetch_ahead``
-  listed aggregates, which they fetch concurrently.
+- ``EventMerge`` (:mod:`.event_merge`): works on any store, from listings and per-aggregate
+  reads.
 - ``merge_scans``: when every store streams its own events in pour order
   (:class:`TimeOrderedEventStore`), their streams are merged as they come. Stores that can
   be read together (:class:`JointlyScannableEventStore` with one key: PostgreSQL stores in one
@@ -22,210 +17,34 @@ Two ways to produce it:
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
-from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from functools import partial
 from typing import NamedTuple, cast
 
 from airflow_provider_castore_dam.dam.checkpoints import CheckpointLedger
-from airflow_provider_castore_dam.dam.inputs import ListAggregateIdsOptions, TimeRange
+from airflow_provider_castore_dam.dam.event_merge import EventMerge
+from airflow_provider_castore_dam.dam.inputs import TimeRange
 from airflow_provider_castore_dam.dam.messages import notification_message
 from airflow_provider_castore_dam.dam.pourer import MessagePourer
-from airflow_provider_castore_dam.dam.reading import EVENTS_PAGE_SIZE, iter_aggregate_ids
-from airflow_provider_castore_dam.dam.results import ScanInfos, empty_scan_infos, record_scanned
+from airflow_provider_castore_dam.dam.results import ScanInfos, empty_scan_infos
 from airflow_provider_castore_dam.protocols import (
     EventDetail,
     EventStore,
     JointlyScannableEventStore,
     JointScanBatch,
     Message,
-    PrefetchingEventStore,
     ScanHandover,
     ScannedAggregate,
     ScannedBatch,
+    ScanPosition,
     TimeOrderedEventStore,
+    resume_scan,
 )
 
 log = logging.getLogger(__name__)
-
-MAX_BUFFERED_EVENTS = 10_000
-"""Events held in memory across all open aggregates by the merge path."""
-
-PREFETCH_AHEAD = 64
-"""Aggregates whose first page a :class:`PrefetchingEventStore` fetches ahead of the merge."""
-
-PourKey = tuple[str, str, str, int]
-"""(pour timestamp, event store id, aggregate id, version): the pour order."""
-
-StorePourKey = tuple[str, str, int]
-"""(pour timestamp, aggregate id, version): the pour order within one store."""
-
-
-@dataclass(eq=False)
-class _OpenAggregate:
-    """An aggregate the merge has reached: its next unread version and a page of its events."""
-
-    store: EventStore
-    aggregate_id: str
-    floor: str
-    """Latest timestamp poured so far for this aggregate; a lower bound of what comes next."""
-    next_version: int = 1
-    buffer: deque[EventDetail] = field(default_factory=deque)
-    exhausted: bool = False
-
-    def key(self) -> PourKey:
-        store_id = self.store.event_store_id
-        if self.buffer:
-            head = self.buffer[0]
-            return (
-                max(self.floor, head["timestamp"]),
-                store_id,
-                self.aggregate_id,
-                head["version"],
-            )
-        return (self.floor, store_id, self.aggregate_id, self.next_version)
-
-    def fetch(self, page_size: int) -> int:
-        page = self.store.get_events(
-            self.aggregate_id, min_version=self.next_version, limit=page_size
-        )
-        self.buffer.extend(page)
-        self.exhausted = len(page) < page_size
-        return len(page)
-
-    def take(self) -> EventDetail:
-        event = self.buffer.popleft()
-        self.floor = max(self.floor, event["timestamp"])
-        self.next_version = event["version"] + 1
-        return event
-
-    def drop_buffer(self) -> int:
-        dropped = len(self.buffer)
-        self.buffer.clear()
-        self.exhausted = False
-        return dropped
-
-
-@dataclass(eq=False)
-class EventMerge:
-    """Merge path: pour order over stores that can only list aggregates and get events."""
-
-    stores: Sequence[EventStore]
-    time_range: TimeRange
-    after: Mapping[str, StorePourKey] = field(default_factory=dict)
-    """Per store id: skip events up to this place in the pour order (a checkpoint's)."""
-    page_size: int = EVENTS_PAGE_SIZE
-    max_buffered_events: int = MAX_BUFFERED_EVENTS
-    prefetch_ahead: int = PREFETCH_AHEAD
-    scans: dict[str, ScanInfos] = field(init=False)
-    buffered_events: int = field(init=False, default=0)
-    """Events currently held in memory; never above ``max_buffered_events + page_size``."""
-
-    def __post_init__(self) -> None:
-        self.scans = {store.event_store_id: empty_scan_infos() for store in self.stores}
-
-    def _listing(self) -> Iterator[tuple[EventStore, ScannedAggregate]]:
-        options = ListAggregateIdsOptions(initial_event_before=self.time_range.end)
-
-        def listing(store: EventStore) -> Iterator[tuple[EventStore, ScannedAggregate]]:
-            for aggregate in iter_aggregate_ids(store, options):
-                yield store, aggregate
-
-        return heapq.merge(
-            *(listing(store) for store in self.stores),
-            key=lambda item: item[1]["initial_event_timestamp"],
-        )
-
-    def _read_ahead(
-        self, listing: Iterator[tuple[EventStore, ScannedAggregate]]
-    ) -> Iterator[tuple[EventStore, ScannedAggregate]]:
-        """The listing, telling prefetching stores which first pages will be asked for next.
-
-        Every listed aggregate is opened and its first page fetched with exactly these
-        arguments, so nothing prefetched is wasted."""
-        ahead: deque[tuple[EventStore, ScannedAggregate]] = deque()
-        exhausted = False
-        while True:
-            upcoming: dict[int, tuple[PrefetchingEventStore, list[str]]] = {}
-            while not exhausted and len(ahead) <= self.prefetch_ahead:
-                item = next(listing, None)
-                if item is None:
-                    exhausted = True
-                    break
-                ahead.append(item)
-                store, aggregate = item
-                if isinstance(store, PrefetchingEventStore):
-                    upcoming.setdefault(id(store), (store, []))[1].append(aggregate["aggregate_id"])
-            for store, aggregate_ids in upcoming.values():
-                store.prefetch_events(aggregate_ids, min_version=1, limit=self.page_size)
-            if not ahead:
-                return
-            yield ahead.popleft()
-
-    def __iter__(self) -> Iterator[tuple[str, str, EventDetail]]:
-        return self.events()
-
-    def events(self) -> Generator[tuple[str, str, EventDetail]]:
-        """(pour timestamp, event store id, event) in pour order."""
-        listing = self._read_ahead(self._listing())
-        upcoming = next(listing, None)
-        heap: list[tuple[PourKey, int, _OpenAggregate]] = []
-        order = itertools.count()
-        while True:
-            while upcoming is not None and (
-                not heap or upcoming[1]["initial_event_timestamp"] <= heap[0][0][0]
-            ):
-                store, aggregate = upcoming
-                record_scanned(self.scans[store.event_store_id], aggregate)
-                opened = _OpenAggregate(
-                    store, aggregate["aggregate_id"], floor=aggregate["initial_event_timestamp"]
-                )
-                heapq.heappush(heap, (opened.key(), next(order), opened))
-                upcoming = next(listing, None)
-            if not heap:
-                return
-            key, rank, current = heap[0]
-            if self.time_range.end is not None and key[0] > self.time_range.end:
-                return
-            if not current.buffer:
-                fetched = current.fetch(self.page_size)
-                self.buffered_events += fetched
-                if not fetched:
-                    heapq.heappop(heap)
-                elif current.key() != key:
-                    heapq.heapreplace(heap, (current.key(), rank, current))
-                excess = self.buffered_events - self.max_buffered_events // 2
-                if self.buffered_events > self.max_buffered_events:
-                    self.buffered_events -= self._drop_buffers(heap, excess)
-                continue
-            event = current.take()
-            self.buffered_events -= 1
-            store_id = current.store.event_store_id
-            after = self.after.get(store_id)
-            if (self.time_range.start is None or current.floor >= self.time_range.start) and (
-                after is None or (current.floor, current.aggregate_id, event["version"]) > after
-            ):
-                yield current.floor, store_id, event
-            if current.buffer or not current.exhausted:
-                heapq.heapreplace(heap, (current.key(), rank, current))
-            else:
-                heapq.heappop(heap)
-
-    @staticmethod
-    def _drop_buffers(heap: list[tuple[PourKey, int, _OpenAggregate]], target: int) -> int:
-        """Drop pages of the aggregates needed last (the heap's tail) until ``target`` events
-        are freed; the heap keys stay exact, so order is unchanged."""
-        dropped = 0
-        for _, _, aggregate in reversed(heap[1:]):
-            if dropped >= target:
-                break
-            dropped += aggregate.drop_buffer()
-        return dropped
-
 
 MESSAGES_PER_BATCH = 500
 """Messages the engine hands the pourer at a time."""
@@ -323,45 +142,26 @@ def _first_batches(
         return {store_id: first.result() for store_id, first in firsts.items()}
 
 
-def _scan_after(
-    store: TimeOrderedEventStore, time_range: TimeRange, after: StorePourKey | None
+def _scan_from(
+    store: TimeOrderedEventStore, end: str | None, start: str | None
 ) -> Iterator[ScannedBatch]:
-    """The store's scan within ``time_range``, from just after ``after``."""
-    if after is None:
-        return store.scan_event_batches(
-            from_timestamp=time_range.start, to_timestamp=time_range.end
-        )
-    start = after[0] if time_range.start is None else max(time_range.start, after[0])
-    return _batches_after(
-        store.scan_event_batches(from_timestamp=start, to_timestamp=time_range.end), after
-    )
-
-
-def _batches_after(scan: Iterator[ScannedBatch], after: StorePourKey) -> Generator[ScannedBatch]:
-    try:
-        passed = False
-        for batch in scan:
-            if not passed:
-                batch = batch.after(after)
-                passed = bool(batch)
-            if batch:
-                yield batch
-    finally:
-        close = getattr(scan, "close", None)
-        if close is not None:
-            close()
+    return store.scan_event_batches(from_timestamp=start, to_timestamp=end)
 
 
 def open_scans(
     stores: Sequence[TimeOrderedEventStore],
     time_range: TimeRange,
-    after: Mapping[str, StorePourKey],
+    after: Mapping[str, ScanPosition],
 ) -> dict[str, Iterator[ScannedBatch]]:
     """Per store id, its scan within ``time_range`` from just after its ``after`` position.
     Nothing is read yet; a store that checks itself when a scan is asked for (PostgreSQL
     does) fails here."""
     return {
-        store.event_store_id: _scan_after(store, time_range, after.get(store.event_store_id))
+        store.event_store_id: resume_scan(
+            partial(_scan_from, store, time_range.end),
+            time_range.start,
+            after.get(store.event_store_id),
+        )
         for store in stores
     }
 
@@ -391,7 +191,7 @@ def merge_scans(scans: Mapping[str, Iterator[ScannedBatch]]) -> Generator[PourBa
 def joint_scan(
     stores: Sequence[TimeOrderedEventStore],
     time_range: TimeRange,
-    after: Mapping[str, StorePourKey],
+    after: Mapping[str, ScanPosition],
 ) -> Iterator[JointScanBatch] | None:
     """One scan of all ``stores`` when they can be read together and the pour starts at the
     beginning (no ``from`` filter, no checkpoint), else None."""
@@ -407,7 +207,7 @@ def joint_scan(
 
 
 def _last_positions(
-    store_ids: list[str], scanned: ScannedBatch, positions: dict[str, StorePourKey], stores: int
+    store_ids: list[str], scanned: ScannedBatch, positions: dict[str, ScanPosition], stores: int
 ) -> None:
     """Record in ``positions`` the last event of each store in a joint scan's batch of
     ``stores`` stores' events."""
@@ -427,7 +227,7 @@ def jointly_then_apart(
 ) -> Generator[PourBatch]:
     """The joint scan's batches; if it hands over, each store's own scan from its last
     event on, merged (:func:`merge_scans`)."""
-    positions: dict[str, StorePourKey] = {}
+    positions: dict[str, ScanPosition] = {}
     try:
         for store_ids, scanned in joint:
             _last_positions(store_ids, scanned, positions, len(stores))
@@ -489,7 +289,7 @@ def _listed_beside(
 def messages_in_pour_order(
     stores: Sequence[EventStore],
     time_range: TimeRange,
-    after: Mapping[str, StorePourKey] | None = None,
+    after: Mapping[str, ScanPosition] | None = None,
 ) -> tuple[Generator[PourBatch], dict[str, ScanInfos]]:
     """Notification messages of the events of ``stores`` in pour order, a batch at a time,
     and the stores' scan infos (filled as events are read on the merge path, known before

@@ -72,7 +72,7 @@ def main() -> None:
 
     from airflow_provider_castore_dam.demo import DEMO_EVENTS
     from airflow_provider_castore_dam.demo.embedded_postgres import EmbeddedPostgres
-    from airflow_provider_castore_dam.stores.postgres_layout import (
+    from airflow_provider_castore_dam.stores.postgres.tables import (
         copy_events,
         create_castore_table,
     )

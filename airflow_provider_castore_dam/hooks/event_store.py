@@ -76,8 +76,10 @@ class CastoreEventStoreHook(BaseHook):
                     f"{', '.join(DEMO_EVENTS)}"
                 )
             return InMemoryEventStore(event_store_id, DEMO_EVENTS[event_store_id])
-        from airflow_provider_castore_dam.stores.dynamodb import DynamoDBEventStore
-        from airflow_provider_castore_dam.stores.dynamodb_scan import DynamoDBTableScanEventStore
+        from airflow_provider_castore_dam.stores.dynamodb import (
+            DynamoDBEventStore,
+            DynamoDBTableScanEventStore,
+        )
 
         table: str = self.fields.required("table", "(the DynamoDB table name)")
         legacy = kind == "dynamodb-legacy"

@@ -11,7 +11,6 @@ import json
 from collections.abc import Iterable, Iterator
 from copy import deepcopy
 
-from airflow_provider_castore_dam.dam.timestamps import normalize_timestamp
 from airflow_provider_castore_dam.errors import EventStoreError
 from airflow_provider_castore_dam.protocols import (
     AggregateIdsPage,
@@ -19,6 +18,7 @@ from airflow_provider_castore_dam.protocols import (
     ScannedAggregate,
     ScannedBatch,
 )
+from airflow_provider_castore_dam.timestamps import normalize_timestamp
 
 DEFAULT_PAGE_SIZE = 100
 _REQUIRED_KEYS = ("aggregateId", "version", "type", "timestamp")

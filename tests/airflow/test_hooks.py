@@ -9,7 +9,7 @@ from airflow_provider_castore_dam.errors import ConnectionConfigError
 from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
 from airflow_provider_castore_dam.hooks.message_channel import CastoreMessageChannelHook
 from airflow_provider_castore_dam.protocols import TimeOrderedEventStore
-from airflow_provider_castore_dam.stores.postgres_layout import create_castore_table
+from airflow_provider_castore_dam.stores.postgres.tables import create_castore_table
 from tests.airflow.connections import (
     event_store_connection,
     message_channel_connection,

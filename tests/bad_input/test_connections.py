@@ -19,7 +19,7 @@ from airflow_provider_castore_dam.operators import (
     PourEventStoreCollectionEventsOperator,
     PourEventStoreEventsOperator,
 )
-from airflow_provider_castore_dam.stores.postgres_layout import copy_events, create_castore_table
+from airflow_provider_castore_dam.stores.postgres.tables import copy_events, create_castore_table
 from tests.airflow.connections import (
     event_store_connection,
     message_channel_connection,

@@ -19,7 +19,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from airflow_provider_castore_dam.stores.postgres_layout import (
+from airflow_provider_castore_dam.stores.postgres.tables import (
+    COLUMNS,
     add_castore_indexes,
     create_castore_table,
 )
@@ -180,16 +181,6 @@ def event_details(dataset: Dataset) -> Iterator[tuple[str, dict[str, Any]]]:
 
 # --------------------------------------------------------------------------- PostgreSQL
 
-COPY_COLUMNS = (
-    "aggregate_name",
-    "aggregate_id",
-    "version",
-    "type",
-    "data",
-    "metadata",
-    "timestamp",
-)
-
 
 def load_postgres(dsn: str, table: str, dataset: Dataset, chunk_rows: int = 20_000) -> None:
     """Create ``table`` in Castore's layout and COPY ``dataset`` into it in pour order (so ids
@@ -200,7 +191,7 @@ def load_postgres(dsn: str, table: str, dataset: Dataset, chunk_rows: int = 20_0
     create_castore_table(dsn, table, indexes=False)
     with psycopg.connect(dsn, autocommit=True) as conn:
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, COPY_COLUMNS))
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
         )
         with conn.transaction(), conn.cursor() as cursor, cursor.copy(statement) as copy:
             lines: list[str] = []

@@ -802,8 +802,10 @@ def scenario_c(ctx: Context) -> None:
         f"{seconds:.2f}s ({counted / seconds:,.0f}/s)"
     )
 
-    from airflow_provider_castore_dam.stores.dynamodb import DynamoDBEventStore
-    from airflow_provider_castore_dam.stores.dynamodb_scan import DynamoDBTableScanEventStore
+    from airflow_provider_castore_dam.stores.dynamodb import (
+        DynamoDBEventStore,
+        DynamoDBTableScanEventStore,
+    )
 
     for name, store_class, measure, target in (
         ("ours", DynamoDBTableScanEventStore, "events/s (table scan) vs sequential read", ">= 4"),

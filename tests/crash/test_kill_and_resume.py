@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_castore_dam.stores.postgres_layout import (
+from airflow_provider_castore_dam.stores.postgres.tables import (
     copy_events,
     create_castore_table,
 )

@@ -12,8 +12,8 @@ from airflow_provider_castore_dam.dam import (
     pour_event_store_collection_events,
     pour_event_store_events,
 )
+from airflow_provider_castore_dam.dam.event_merge import EventMerge
 from airflow_provider_castore_dam.dam.inputs import TimeRange
-from airflow_provider_castore_dam.dam.ordering import EventMerge
 from airflow_provider_castore_dam.stores import InMemoryEventStore, InMemoryScanningEventStore
 from tests.engine import oracle
 

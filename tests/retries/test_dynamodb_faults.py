@@ -1,8 +1,9 @@
 """DynamoDBEventStore through faults on a real moto server: throttling and 5xx answers from
 a scripted wrapper around the real client, connections reset by a TCP proxy; permanent errors.
 
-Faults are injected below ``_call``, so they reach every request of the store: DescribeTable,
-the listing Query and the per-aggregate Queries, which the merge path runs on prefetch threads.
+Faults are injected below ``Table.call``, so they reach every request of the store:
+DescribeTable, the listing Query and the per-aggregate Queries, which the merge path runs on
+prefetch threads.
 """
 
 from __future__ import annotations

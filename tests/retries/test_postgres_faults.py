@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
+from psycopg_pool import PoolTimeout
 
 from airflow_provider_castore_dam.channels import InMemoryMessageChannel
 from airflow_provider_castore_dam.dam import (
@@ -27,8 +28,8 @@ from airflow_provider_castore_dam.dam import (
 )
 from airflow_provider_castore_dam.errors import EventStoreError
 from airflow_provider_castore_dam.retry import RetryPolicy, attempts_made
-from airflow_provider_castore_dam.stores import postgres as postgres_module
-from airflow_provider_castore_dam.stores.postgres import PostgresEventStore, _postgres_failure
+from airflow_provider_castore_dam.stores.postgres import PostgresEventStore, cursor
+from airflow_provider_castore_dam.stores.postgres.connection import postgres_failure
 from tests.engine import oracle
 from tests.retries.helpers import FAST, assert_retry_lines, attempt_numbers, canon, retry_lines
 from tests.retries.tcp_proxy import FaultProxy
@@ -129,9 +130,9 @@ def open_store(table_dsn, pg_proxy) -> Iterator[Callable[..., PostgresEventStore
 @pytest.fixture(params=["chunked", "fetch-per-batch"])
 def fetching(request, monkeypatch):
     """Both ways the scan reads its rows: one streamed query (libpq 17+) or a FETCH a batch."""
-    if request.param == "chunked" and not postgres_module._CHUNKED_ROWS:
+    if request.param == "chunked" and not cursor.CHUNKED_ROWS:
         pytest.skip("libpq older than 17 cannot stream in chunks")
-    monkeypatch.setattr(postgres_module, "_CHUNKED_ROWS", request.param == "chunked")
+    monkeypatch.setattr(cursor, "CHUNKED_ROWS", request.param == "chunked")
     return request.param
 
 
@@ -258,7 +259,7 @@ def test_scan_with_bounds_resumes_within_them(open_store, pg_proxy, caplog):
 
 
 def test_resets_between_batches_resume_each_time(open_store, pg_proxy, monkeypatch, caplog):
-    monkeypatch.setattr(postgres_module, "_CHUNKED_ROWS", False)  # a FETCH per batch
+    monkeypatch.setattr(cursor, "CHUNKED_ROWS", False)  # a FETCH per batch
     # one connection: no read-ahead beside a background clock-skew check, so every reset
     # lands on a cursor still open
     store = open_store(scan_batch_size=30, max_pool_size=1)
@@ -283,7 +284,7 @@ def test_resets_between_batches_resume_each_time(open_store, pg_proxy, monkeypat
 
 
 def test_backend_terminated_by_the_server_resumes(open_store, table_dsn, monkeypatch, caplog):
-    monkeypatch.setattr(postgres_module, "_CHUNKED_ROWS", False)
+    monkeypatch.setattr(cursor, "CHUNKED_ROWS", False)
     name = f"faults-{uuid.uuid4().hex[:8]}"
     store = open_store(scan_batch_size=30, max_pool_size=1, application_name=name)
     store.validate()
@@ -499,11 +500,11 @@ def test_refused_credentials_and_missing_database_fail_fast(
         (psycopg.errors.SyntaxError("syntax error at or near"), False),
         (psycopg.errors.InsufficientPrivilege("permission denied for table event"), False),
         (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), False),
-        (postgres_module.PoolTimeout("couldn't get a connection after 30 sec"), False),
+        (PoolTimeout("couldn't get a connection after 30 sec"), False),
         (ValueError("not a database error"), False),
     ],
 )
 def test_postgres_errors_are_classified(error, retryable):
-    failure = _postgres_failure(error)
+    failure = postgres_failure(error)
     assert failure.retryable is retryable
     assert str(error).split(":")[0] in failure.message

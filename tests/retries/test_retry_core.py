@@ -163,10 +163,9 @@ def test_dynamodb_clients_we_build_make_one_attempt_per_request(moto_server):
         "S", "t", session=moto_server.session(), endpoint_url=moto_server.endpoint_url
     )
     assert store.client.meta.config.retries["total_max_attempts"] == 1
-    assert store._retry_policy == RetryPolicy()
-    assert DynamoDBEventStore("S", "t", client=store.client, max_attempts=2)._retry_policy == (
-        RetryPolicy(max_attempts=2)
-    )
+    assert store._store_table.table.retry_policy == RetryPolicy()
+    shorthand = DynamoDBEventStore("S", "t", client=store.client, max_attempts=2)
+    assert shorthand._store_table.table.retry_policy == RetryPolicy(max_attempts=2)
     with pytest.raises(EventStoreError, match="either max_attempts or retry_policy"):
         DynamoDBEventStore(
             "S", "t", client=store.client, max_attempts=2, retry_policy=RetryPolicy()

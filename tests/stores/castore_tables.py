@@ -1,5 +1,5 @@
 """Test helpers over Castore-layout PostgreSQL tables (creation and loading live in
-:mod:`airflow_provider_castore_dam.stores.postgres_layout`)."""
+:mod:`airflow_provider_castore_dam.stores.postgres.tables`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from airflow_provider_castore_dam.stores.postgres import PostgresEventStore
-from airflow_provider_castore_dam.stores.postgres_layout import (
+from airflow_provider_castore_dam.stores.postgres.tables import (
     copy_events,
     create_castore_table,
     table_identifier,

@@ -20,7 +20,7 @@ from airflow_provider_castore_dam.dam import (
 from airflow_provider_castore_dam.errors import EventStoreError
 from airflow_provider_castore_dam.protocols import TimeOrderedEventStore
 from airflow_provider_castore_dam.stores import InMemoryEventStore
-from airflow_provider_castore_dam.stores.dynamodb_scan import DynamoDBTableScanEventStore
+from airflow_provider_castore_dam.stores.dynamodb import DynamoDBTableScanEventStore
 from airflow_provider_castore_dam.stores.external_sort import external_sort
 from airflow_provider_castore_dam.stores.in_memory import InMemoryScanningEventStore
 from tests.stores.dynamodb_tables import Tables, put_items

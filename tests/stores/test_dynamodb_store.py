@@ -680,7 +680,7 @@ def test_prefetch_holds_at_most_its_capacity(medium):
         "POKEMONS", base.table_name, layout=base.layout, client=base.client, prefetch_capacity=3
     ) as store:
         store.prefetch_events(ids, limit=2, reverse=True)
-        assert len(store._prefetched) <= 3
+        assert len(store._events._prefetched) <= 3
         for aggregate_id in ids:  # evicted ones are fetched again, all correct
             assert store.get_events(aggregate_id, limit=2, reverse=True) == memory[
                 "POKEMONS"

@@ -210,7 +210,7 @@ def test_a_joint_scan_that_cannot_connect_hands_over(table):
     table.load(monotonic_rows(seed=3))
     a, b = table.store("A"), table.store("B")
     scan = a.scan_jointly([a, b])
-    a._pool.close()  # the joint scan's connections are gone: its first read fails
+    a._connections.pool.close()  # the joint scan's connections are gone: its first read fails
 
     with pytest.raises(ScanHandover, match="joint scan of"):
         next(scan)

@@ -40,8 +40,8 @@ from airflow_provider_castore_dam.errors import CastoreDamError, EventStoreError
 from airflow_provider_castore_dam.protocols import EventStore, TimeOrderedEventStore
 from airflow_provider_castore_dam.retry import RetryPolicy
 from airflow_provider_castore_dam.stores import InMemoryEventStore
-from airflow_provider_castore_dam.stores import postgres as postgres_module
-from airflow_provider_castore_dam.stores.postgres import PostgresEventStore
+from airflow_provider_castore_dam.stores.postgres import PostgresEventStore, clock_skew, cursor
+from airflow_provider_castore_dam.stores.postgres import rows as row_parsing
 from tests.engine import oracle
 from tests.stores.castore_tables import Table, copy_events, create_castore_table, truncate
 
@@ -219,8 +219,8 @@ def test_get_events_options_match_the_in_memory_store(pokemons, json_parser):
 def json_parser(request, monkeypatch):
     """With msgspec (which Airflow 3 brings) and without it."""
     if request.param == "stdlib parser":
-        monkeypatch.setattr(postgres_module, "_fast_json", postgres_module._json)
-        monkeypatch.setattr(postgres_module, "_FAST_JSON_ERRORS", ())
+        monkeypatch.setattr(row_parsing, "_fast_json", row_parsing._json)
+        monkeypatch.setattr(row_parsing, "_FAST_JSON_ERRORS", ())
     return request.param
 
 
@@ -600,7 +600,7 @@ def test_scan_switches_to_the_skew_query_at_the_first_skewed_event(table):
 @pytest.fixture(params=["chunked", "fetch-per-batch"])
 def fetching(request, monkeypatch):
     """Both ways the scan reads its cursor: streamed FETCHes (libpq 17+) or one per batch."""
-    monkeypatch.setattr(postgres_module, "_CHUNKED_ROWS", request.param == "chunked")
+    monkeypatch.setattr(cursor, "CHUNKED_ROWS", request.param == "chunked")
     return request.param
 
 
@@ -1149,7 +1149,7 @@ def test_wrong_event_store_id_warns_once_and_pours_nothing(pokemons, table, capl
             assert channel.messages == []
             count = result.get("poured_event_count", result.get("poured_aggregate_id_count"))
             assert count == 0
-    warnings = [r for r in caplog.records if r.name == LOGGER]
+    warnings = [r for r in caplog.records if r.name.startswith(LOGGER)]
     assert len(warnings) == 1
     assert "event store 'POKEMON' has no aggregates" in warnings[0].getMessage()
     assert "Event store ids found in the table: POKEMONS, TRAINERS" in warnings[0].getMessage()
@@ -1195,7 +1195,8 @@ def test_closed_store(table):
 
 def test_connections_are_read_only(pokemons, table):
     pokemons.validate()
-    with pokemons._pool.connection() as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+    pool = pokemons._connections.pool
+    with pool.connection() as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table.name)))
 
 
@@ -1206,7 +1207,7 @@ def test_an_aggregate_forgotten_by_the_unbounded_scan_takes_the_safe_path(
     """Beyond TRACKED_AGGREGATES the scan forgets the least recently seen aggregates; when one
     comes back, the clock-skew query checks the rest (or, with a pool of one, the skew-safe
     tail query reads it): same order, nothing lost."""
-    monkeypatch.setattr(postgres_module, "TRACKED_AGGREGATES", 3)
+    monkeypatch.setattr(clock_skew, "TRACKED_AGGREGATES", 3)
     rows = [("S", event(f"a{i}", 1, f"2022-01-01T00:00:0{i}.000Z")) for i in range(6)] + [
         ("S", event("a0", 2, "2022-01-01T00:00:07.000Z")),
         ("S", event("a5", 2, "2022-01-01T00:00:08.000Z")),
@@ -1226,7 +1227,7 @@ def test_an_aggregate_forgotten_by_the_unbounded_scan_takes_the_safe_path(
 def test_skew_after_forgotten_aggregates_is_still_placed_right(
     table, monkeypatch, tracked, max_pool_size
 ):
-    monkeypatch.setattr(postgres_module, "TRACKED_AGGREGATES", tracked)
+    monkeypatch.setattr(clock_skew, "TRACKED_AGGREGATES", tracked)
     rows = skewed_rows(seed=12, aggregates=25)
     table.load(rows)
     store = table.store("A", scan_batch_size=7, max_pool_size=max_pool_size)

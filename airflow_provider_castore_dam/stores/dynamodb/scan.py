@@ -26,8 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from airflow_provider_castore_dam.protocols import EventDetail, ScannedBatch, ScannedEvent
-from airflow_provider_castore_dam.stores.dynamodb import DynamoDBEventStore, _bound, _positive
-from airflow_provider_castore_dam.stores.dynamodb_items import raw_items
+from airflow_provider_castore_dam.stores.dynamodb.arguments import check_positive, timestamp_bound
+from airflow_provider_castore_dam.stores.dynamodb.raw_items import raw_items
+from airflow_provider_castore_dam.stores.dynamodb.store import DynamoDBEventStore
 from airflow_provider_castore_dam.stores.external_sort import RUN_ITEMS, external_sort
 
 DEFAULT_SCAN_SEGMENTS = 4
@@ -61,13 +62,12 @@ class DynamoDBTableScanEventStore(DynamoDBEventStore):
         spill_directory: str | None = None,
         **options: Any,
     ) -> None:
-        for name, number in (
-            ("scan_segments", scan_segments),
-            ("scan_page_items", scan_page_items),
-            ("scan_batch_size", scan_batch_size),
-            ("run_events", run_events),
-        ):
-            _positive(number, name)
+        check_positive(
+            scan_segments=scan_segments,
+            scan_page_items=scan_page_items,
+            scan_batch_size=scan_batch_size,
+            run_events=run_events,
+        )
         super().__init__(event_store_id, table_name, **options)
         self._scan_segments = scan_segments
         self._scan_page_items = scan_page_items
@@ -86,9 +86,9 @@ class DynamoDBTableScanEventStore(DynamoDBEventStore):
     ) -> Iterator[ScannedBatch]:
         """Every event whose pour timestamp lies within the inclusive bounds, in
         ``(pour_timestamp, aggregate_id, version)`` order, ``scan_batch_size`` at a time."""
-        start = _bound(from_timestamp, "from_timestamp", round_up=True)
-        end = _bound(to_timestamp, "to_timestamp")
-        self._check_layout()
+        start = timestamp_bound(from_timestamp, "from_timestamp", round_up=True)
+        end = timestamp_bound(to_timestamp, "to_timestamp")
+        self._store_table.layout_check.ensure()
         by_version = self._sorted(self._scanned_events(), key=_version_key)
         in_range = (
             scanned
@@ -153,20 +153,20 @@ class DynamoDBTableScanEventStore(DynamoDBEventStore):
 
     def _segment_pages(self, segment: int) -> Iterator[list[EventDetail]]:
         request: dict[str, Any] = {
-            "TableName": self._table_name,
+            "TableName": self._store_table.table.name,
             "Segment": segment,
             "TotalSegments": self._scan_segments,
             "Limit": self._scan_page_items,
-            "ConsistentRead": self._consistent_read,
+            "ConsistentRead": self._store_table.table.consistent_read,
         }
-        if self._prefix:
+        if self._store_table.keys.prefix:
             request["FilterExpression"] = "begins_with(#id, :prefix)"
             request["ExpressionAttributeNames"] = {"#id": "aggregateId"}
-            request["ExpressionAttributeValues"] = {":prefix": {"S": self._prefix}}
+            request["ExpressionAttributeValues"] = {":prefix": {"S": self._store_table.keys.prefix}}
         while True:
-            with raw_items(self._client):
-                response = self._call("Scan", request)
-            yield [self._event(item) for item in response.get("Items", [])]
+            with raw_items(self._store_table.table.client):
+                response = self._store_table.table.call("Scan", request)
+            yield [self._store_table.items.event(item) for item in response.get("Items", [])]
             if not response.get("LastEvaluatedKey"):
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
