@@ -70,8 +70,8 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=float, default=None, help="messages per second")
     arguments = parser.parse_args()
 
-    from airflow_provider_castore_dam.demo import DEMO_EVENTS
     from airflow_provider_castore_dam.demo.embedded_postgres import EmbeddedPostgres
+    from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
     from airflow_provider_castore_dam.stores.postgres.tables import (
         copy_events,
         create_castore_table,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -10,7 +11,6 @@ from airflow_provider_castore_dam.hooks.connection_fields import ConnectionField
 from airflow_provider_castore_dam.protocols import EventStore
 
 DYNAMODB_READS = ("scan", "query")
-EVENT_STORE_KINDS = ("postgres", "dynamodb-single-table", "dynamodb-legacy", "in-memory-demo")
 PSYCOPG_EXTRA_PARAMETERS = ("sslmode", "sslrootcert", "connect_timeout", "application_name")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
@@ -55,34 +55,26 @@ class CastoreEventStoreHook(BaseHook):
     def get_event_store(self, event_store_id: str) -> EventStore:
         """The event store ``event_store_id`` in the storage this connection points at."""
         _check_event_store_id(event_store_id)
-        kind = self.kind
-        if kind == "postgres":
-            conninfo = self.postgres_conninfo()
-            from airflow_provider_castore_dam.stores.postgres import PostgresEventStore
+        return _STORE_KINDS[self.kind](self, event_store_id)
 
-            return PostgresEventStore(
-                conninfo=conninfo,
-                table=self.fields.text("table") or "event",
-                event_store_id=event_store_id,
-            )
-        if kind == "in-memory-demo":
-            from airflow_provider_castore_dam.demo import DEMO_EVENTS
-            from airflow_provider_castore_dam.stores import InMemoryEventStore
+    def _postgres_store(self, event_store_id: str) -> EventStore:
+        conninfo = self.postgres_conninfo()
+        from airflow_provider_castore_dam.stores.postgres import PostgresEventStore
 
-            if event_store_id not in DEMO_EVENTS:
-                raise InvalidPourInputError(
-                    f"event store id {event_store_id!r} is not a store of the in-memory-demo "
-                    f"connection {self.castore_event_store_conn_id!r}; it has "
-                    f"{', '.join(DEMO_EVENTS)}"
-                )
-            return InMemoryEventStore(event_store_id, DEMO_EVENTS[event_store_id])
+        return PostgresEventStore(
+            conninfo=conninfo,
+            table=self.fields.text("table") or "event",
+            event_store_id=event_store_id,
+        )
+
+    def _dynamodb_store(self, event_store_id: str) -> EventStore:
         from airflow_provider_castore_dam.stores.dynamodb import (
             DynamoDBEventStore,
             DynamoDBTableScanEventStore,
         )
 
         table: str = self.fields.required("table", "(the DynamoDB table name)")
-        legacy = kind == "dynamodb-legacy"
+        legacy = self.kind == "dynamodb-legacy"
         read = self.fields.choice("dynamodb_read", DYNAMODB_READS, default="scan")
         store_class = DynamoDBTableScanEventStore if read == "scan" else DynamoDBEventStore
         return store_class(
@@ -91,6 +83,18 @@ class CastoreEventStoreHook(BaseHook):
             layout="legacy" if legacy else "single-table",
             client=aws_client(self.fields, "dynamodb"),
         )
+
+    def _demo_store(self, event_store_id: str) -> EventStore:
+        from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS, demo_event_store
+
+        store = demo_event_store(event_store_id)
+        if store is None:
+            raise InvalidPourInputError(
+                f"event store id {event_store_id!r} is not a store of the in-memory-demo "
+                f"connection {self.castore_event_store_conn_id!r}; it has "
+                f"{', '.join(DEMO_EVENTS)}"
+            )
+        return store
 
     def postgres_conninfo(self) -> str:
         """A libpq connection string from the connection's fields (psycopg builds and quotes it)."""
@@ -129,10 +133,19 @@ class CastoreEventStoreHook(BaseHook):
         """Reads one page of a store's aggregate ids, which checks reachability, credentials
         and the table's layout."""
         try:
-            if self.kind == "in-memory-demo":
-                return True, "in-memory-demo event store connection works"
-            store = self.get_event_store("__connection_test__")
-            store.list_aggregate_ids(limit=1)
+            # Any id reaches the storage; the demo knows only its own stores.
+            probe = "POKEMONS" if self.kind == "in-memory-demo" else "__connection_test__"
+            self.get_event_store(probe).list_aggregate_ids(limit=1)
         except Exception as error:
             return False, f"{type(error).__name__}: {error}"
         return True, f"{self.kind} event store connection works"
+
+
+_STORE_KINDS: dict[str, Callable[[CastoreEventStoreHook, str], EventStore]] = {
+    "postgres": CastoreEventStoreHook._postgres_store,
+    "dynamodb-single-table": CastoreEventStoreHook._dynamodb_store,
+    "dynamodb-legacy": CastoreEventStoreHook._dynamodb_store,
+    "in-memory-demo": CastoreEventStoreHook._demo_store,
+}
+"""How each ``kind`` of connection builds its stores."""
+EVENT_STORE_KINDS = tuple(_STORE_KINDS)

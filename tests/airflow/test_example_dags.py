@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from airflow_provider_castore_dam.demo import DEMO_EVENTS
 from airflow_provider_castore_dam.errors import MessageChannelError
 from airflow_provider_castore_dam.hooks.message_channel import CastoreMessageChannelHook
+from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
 from airflow_provider_castore_dam.stores.postgres.tables import copy_events, create_castore_table
 from tests.airflow.connections import message_channel_connection, set_connection
 from tests.engine import oracle

@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from airflow_provider_castore_dam.demo import DEMO_EVENTS
 from airflow_provider_castore_dam.errors import InvalidPourInputError, PourInterruptedError
 from airflow_provider_castore_dam.operators import (
     PourAggregateEventsOperator,
@@ -12,6 +11,7 @@ from airflow_provider_castore_dam.operators import (
     PourEventStoreCollectionEventsOperator,
     PourEventStoreEventsOperator,
 )
+from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
 from tests.airflow.connections import (
     event_store_connection,
     message_channel_connection,

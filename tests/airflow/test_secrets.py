@@ -19,7 +19,7 @@ import uuid
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from airflow_provider_castore_dam.demo import DEMO_EVENTS
+from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
 from airflow_provider_castore_dam.stores.postgres.tables import copy_events, create_castore_table
 from tests.airflow.connections import message_channel_connection, set_connection
 from tests.airflow.test_example_dags import load_dag, receive_all, xcom

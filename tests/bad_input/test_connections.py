@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from airflow_provider_castore_dam.demo import DEMO_EVENTS
 from airflow_provider_castore_dam.errors import (
     ConnectionConfigError,
     EventStoreError,
@@ -19,6 +18,7 @@ from airflow_provider_castore_dam.operators import (
     PourEventStoreCollectionEventsOperator,
     PourEventStoreEventsOperator,
 )
+from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
 from airflow_provider_castore_dam.stores.postgres.tables import copy_events, create_castore_table
 from tests.airflow.connections import (
     event_store_connection,

@@ -11,7 +11,6 @@ import pytest
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from airflow_provider_castore_dam.demo import DEMO_EVENTS
 from airflow_provider_castore_dam.errors import ConnectionConfigError, InvalidPourInputError
 from airflow_provider_castore_dam.operators import (
     PourAggregateEventsOperator,
@@ -19,6 +18,7 @@ from airflow_provider_castore_dam.operators import (
     PourEventStoreCollectionEventsOperator,
     PourEventStoreEventsOperator,
 )
+from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
 from tests.engine import oracle
 
 EVENTS = PourEventStoreEventsOperator

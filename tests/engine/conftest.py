@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_castore_dam.channels import InMemoryMessageChannel
-from airflow_provider_castore_dam.demo import DEMO_EVENTS
 from airflow_provider_castore_dam.stores import InMemoryEventStore
+from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
 
 
 @pytest.fixture

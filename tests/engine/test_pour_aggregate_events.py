@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_castore_dam.dam import pour_aggregate_events
-from airflow_provider_castore_dam.demo import DEMO_EVENTS
 from airflow_provider_castore_dam.stores import InMemoryEventStore
+from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
 from tests.engine.helpers import event, published
 
 PIKACHU = [e for e in DEMO_EVENTS["POKEMONS"] if e["aggregateId"] == "pikachu1"]

@@ -6,8 +6,8 @@ from airflow_provider_castore_dam.dam import (
     pour_event_store_collection_events,
     pour_event_store_events,
 )
-from airflow_provider_castore_dam.demo import DEMO_EVENTS
 from airflow_provider_castore_dam.stores import InMemoryEventStore, InMemoryScanningEventStore
+from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
 from tests.engine import oracle
 from tests.engine.helpers import event, published
 
