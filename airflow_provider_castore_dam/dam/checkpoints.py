@@ -24,12 +24,14 @@ from airflow_provider_castore_dam.dam.inputs import parse_rate_limit
 from airflow_provider_castore_dam.dam.pourer import MessagePourer
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.errors import InvalidPourInputError
-from airflow_provider_castore_dam.protocols import Message, MessageChannel, ScannedAggregate
+from airflow_provider_castore_dam.protocols import (
+    Message,
+    MessageChannel,
+    ScannedAggregate,
+    ScanPosition,
+)
 
 CHECKPOINT_FORMAT = 1
-
-PourKey = tuple[str, str, int]
-"""A store's place in the pour order: (pour timestamp, aggregate id, version)."""
 
 
 class Checkpoint(TypedDict):
@@ -92,7 +94,7 @@ def _field(position: Mapping[str, Any], name: str, kind: type, store_id: str) ->
     return value
 
 
-def event_position(position: Mapping[str, Any], store_id: str) -> PourKey:
+def event_position(position: Mapping[str, Any], store_id: str) -> ScanPosition:
     return (
         _field(position, "pour_timestamp", str, store_id),
         _field(position, "aggregate_id", str, store_id),
@@ -100,7 +102,7 @@ def event_position(position: Mapping[str, Any], store_id: str) -> PourKey:
     )
 
 
-def event_positions(resumed: Checkpoint | None) -> dict[str, PourKey]:
+def event_positions(resumed: Checkpoint | None) -> dict[str, ScanPosition]:
     """Per event store id, its place in the pour order in a resumed event pour."""
     if resumed is None:
         return {}
