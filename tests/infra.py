@@ -121,6 +121,13 @@ class PostgresServer:
             self.drop_database(name)
 
 
+def skip_unless_ci(reason: str) -> None:
+    """Skip on a developer's machine; under CI (``CI`` set) nothing may be skipped: fail."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}, and CI is set")
+    pytest.skip(reason)
+
+
 def _server_from_dsn(dsn: str) -> PostgresServer:
     params = conninfo_to_dict(dsn)
     host = str(params.pop("host", None) or os.environ.get("PGHOST") or LOOPBACK)

@@ -11,7 +11,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from airflow_provider_castore_dam.demo.embedded_postgres import EmbeddedPostgres
-from tests.infra import MotoServer, PostgresServer
+from tests.infra import MotoServer, PostgresServer, skip_unless_ci
 
 # Names of databases made by the postgres_database fixture, checked by a later test.
 _function_databases: list[str] = []
@@ -32,7 +32,7 @@ def test_postgres_database_roundtrip(postgres_database: str) -> None:
 
 def test_postgres_database_dropped_after_test(postgres_server: PostgresServer) -> None:
     if not _function_databases:
-        pytest.skip("test_postgres_database_roundtrip did not run first")
+        skip_unless_ci("test_postgres_database_roundtrip did not run first")
     for name in _function_databases:
         assert not postgres_server.database_exists(name)
 

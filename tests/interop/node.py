@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.infra import skip_unless_ci
 
 INTEROP = Path(__file__).parent
 
@@ -21,10 +21,7 @@ INTEROP = Path(__file__).parent
 def require_castore() -> None:
     """Skip (or fail under CI) when Node.js is missing; install the pinned packages if needed."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        reason = "Node.js and npm are needed to run Castore 2.4.2 for the conformance tests"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}, and CI is set")
-        pytest.skip(reason)
+        skip_unless_ci("Node.js and npm are needed to run Castore 2.4.2 for the conformance tests")
     if not (INTEROP / "node_modules" / "@castore" / "core").is_dir():
         subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],

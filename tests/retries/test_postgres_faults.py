@@ -31,6 +31,7 @@ from airflow_provider_castore_dam.retry import RetryPolicy, attempts_made
 from airflow_provider_castore_dam.stores.postgres import PostgresEventStore, cursor
 from airflow_provider_castore_dam.stores.postgres.connection import postgres_failure
 from tests.engine import oracle
+from tests.infra import skip_unless_ci
 from tests.retries.helpers import FAST, assert_retry_lines, attempt_numbers, canon, retry_lines
 from tests.retries.tcp_proxy import FaultProxy
 from tests.stores.castore_tables import copy_events, create_castore_table
@@ -131,7 +132,7 @@ def open_store(table_dsn, pg_proxy) -> Iterator[Callable[..., PostgresEventStore
 def fetching(request, monkeypatch):
     """Both ways the scan reads its rows: one streamed query (libpq 17+) or a FETCH a batch."""
     if request.param == "chunked" and not cursor.CHUNKED_ROWS:
-        pytest.skip("libpq older than 17 cannot stream in chunks")
+        skip_unless_ci("libpq older than 17 cannot stream in chunks")
     monkeypatch.setattr(cursor, "CHUNKED_ROWS", request.param == "chunked")
     return request.param
 
