@@ -98,6 +98,12 @@ _MESSAGE_CHANNEL = {
             "within 5 minutes of the original message is not dropped by SQS.",
             {"type": "string", "enum": ["castore", "run"], "default": "castore"},
         ),
+        "max_in_flight": _field(
+            "Publish calls at once (sqs, eventbridge)",
+            "Up to this many batches in flight together, never two of one aggregate; 1 "
+            "publishes one batch after another. A crash repeats at most this many batches.",
+            {"type": ["integer", "null"], "default": 8, "minimum": 1, "maximum": 256},
+        ),
         "s3_offload_bucket": _field(
             "S3 offload bucket",
             "Messages over 256 KiB are stored here and published as a presigned URL, as "

@@ -11,6 +11,9 @@ from collections.abc import Callable, Generator, Hashable, Iterable, Iterator, S
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypedDict, runtime_checkable
 
+from airflow_provider_castore_dam.errors import InvalidPourInputError
+from airflow_provider_castore_dam.partitions import Partition
+
 EventDetail = dict[str, Any]
 """A Castore event detail, camelCase keys exactly as stored: ``aggregateId``, ``version``,
 ``type``, ``timestamp`` and, when present, ``payload``, ``metadata``."""
@@ -177,9 +180,14 @@ class TimeOrderedEventStore(EventStore, Protocol):
     """
 
     def scan_event_batches(
-        self, *, from_timestamp: str | None = None, to_timestamp: str | None = None
+        self,
+        *,
+        from_timestamp: str | None = None,
+        to_timestamp: str | None = None,
+        partition: Partition | None = None,
     ) -> Iterator[ScannedBatch]:
-        """Every event whose pour timestamp lies within the inclusive bounds, streamed in
+        """Every event whose pour timestamp lies within the inclusive bounds (and, with
+        ``partition``, whose aggregate is in it), streamed in
         ``(pour_timestamp, aggregate_id, version)`` order with bounded memory, in non-empty
         batches (they keep the per-event work of long pours small). Closing the iterator
         releases what the scan holds."""
@@ -210,10 +218,15 @@ class JointlyScannableEventStore(TimeOrderedEventStore, Protocol):
         ...
 
     def scan_jointly(
-        self, stores: Sequence[JointlyScannableEventStore], *, to_timestamp: str | None = None
+        self,
+        stores: Sequence[JointlyScannableEventStore],
+        *,
+        to_timestamp: str | None = None,
+        partition: Partition | None = None,
     ) -> Iterator[JointScanBatch]:
         """The events of ``stores`` (all sharing this store's key) whose pour timestamps are
-        not after ``to_timestamp``, in pour order across the stores, in non-empty batches.
+        not after ``to_timestamp`` (of ``partition``'s aggregates only, when given), in pour
+        order across the stores, in non-empty batches.
 
         It may stop with :class:`ScanHandover` at any point it cannot go on by itself (clock
         skew, a transient error...); what it yielded before is final. Closing the iterator
@@ -242,8 +255,28 @@ class PrefetchingEventStore(EventStore, Protocol):
     ) -> None: ...
 
 
+MAX_IN_FLIGHT = 256
+"""The most publish calls a channel may have in flight (a pour runs each on its own thread)."""
+
+
+def check_max_in_flight(value: object, name: str = "max_in_flight") -> int:
+    """``value`` if it is a valid ``max_in_flight``: an integer from 1 to :data:`MAX_IN_FLIGHT`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_IN_FLIGHT:
+        shown = repr(value) if len(repr(value)) <= 100 else repr(value)[:97] + "..."
+        raise InvalidPourInputError(
+            f"{name} must be an integer from 1 to {MAX_IN_FLIGHT}, not {shown}"
+        )
+    return value
+
+
 class MessageChannel(Protocol):
-    """The write side: where poured messages go."""
+    """The write side: where poured messages go.
+
+    A channel whose calls may run at once has an optional attribute ``max_in_flight`` (an
+    int, 1 to 256): the pour then makes up to that many ``publish_messages`` calls at the
+    same time, from worker threads, never two holding the same aggregate (see
+    :mod:`airflow_provider_castore_dam.dam.in_flight`). Without it, calls are one at a time.
+    """
 
     @property
     def max_batch_size(self) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_castore_dam.channels.aws_clients import build_client
+from airflow_provider_castore_dam.channels.aws_clients import DEFAULT_MAX_IN_FLIGHT, build_client
 from airflow_provider_castore_dam.channels.aws_names import check_event_bus_name
 from airflow_provider_castore_dam.channels.batch_retry import (
     EntryFailure,
@@ -41,7 +41,7 @@ from airflow_provider_castore_dam.channels.s3_offload import (
     offload_oversized,
 )
 from airflow_provider_castore_dam.errors import InvalidPourInputError
-from airflow_provider_castore_dam.protocols import Message
+from airflow_provider_castore_dam.protocols import Message, check_max_in_flight
 
 EVENTBRIDGE_MAX_BATCH_SIZE = 10
 
@@ -78,22 +78,30 @@ class EventBridgeMessageChannel:
         endpoint_url: str | None = None,
         s3_offload: S3Offload | None = None,
         retry_policy: RetryPolicy | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         if s3_offload is not None and not isinstance(s3_offload, S3Offload):
             raise InvalidPourInputError(f"s3_offload must be an S3Offload, not {s3_offload!r}")
         self._event_bus_name = check_event_bus_name(event_bus_name)
         self._s3_offload = s3_offload
         self._retry_policy = retry_policy or RetryPolicy()
+        self._max_in_flight = check_max_in_flight(max_in_flight)
         self._client = build_client(
             "events",
             client=client,
             session=session,
             region_name=region_name,
             endpoint_url=endpoint_url,
+            max_in_flight=self._max_in_flight,
         )
 
     def __repr__(self) -> str:
         return f"EventBridgeMessageChannel({self._event_bus_name!r})"
+
+    @property
+    def max_in_flight(self) -> int:
+        """Publish calls a pour makes at once (see :class:`~.protocols.MessageChannel`)."""
+        return self._max_in_flight
 
     @property
     def max_batch_size(self) -> int:

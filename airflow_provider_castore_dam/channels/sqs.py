@@ -22,7 +22,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from airflow_provider_castore_dam.channels.aws_clients import build_client, region_from_queue_url
+from airflow_provider_castore_dam.channels.aws_clients import (
+    DEFAULT_MAX_IN_FLIGHT,
+    build_client,
+    region_from_queue_url,
+)
 from airflow_provider_castore_dam.channels.aws_names import check_queue_url
 from airflow_provider_castore_dam.channels.batch_retry import (
     EntryFailure,
@@ -44,7 +48,7 @@ from airflow_provider_castore_dam.channels.s3_offload import (
     sqs_entry_size,
 )
 from airflow_provider_castore_dam.errors import InvalidPourInputError
-from airflow_provider_castore_dam.protocols import Message
+from airflow_provider_castore_dam.protocols import Message, check_max_in_flight
 
 FifoDeduplication = Literal["castore", "run"]
 """The values of ``fifo_deduplication`` (the parameter takes a plain ``str``, checked at run
@@ -112,6 +116,7 @@ class SQSMessageChannel:
         run_id: str | None = None,
         s3_offload: S3Offload | None = None,
         retry_policy: RetryPolicy | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self._queue_url = check_queue_url(queue_url)
         self._fifo = queue_url.endswith(".fifo")
@@ -135,6 +140,7 @@ class SQSMessageChannel:
             raise InvalidPourInputError(f"s3_offload must be an S3Offload, not {s3_offload!r}")
         self._s3_offload = s3_offload
         self._retry_policy = retry_policy or RetryPolicy()
+        self._max_in_flight = check_max_in_flight(max_in_flight)
         if client is None and region_name is None and session is None:
             region_name = region_from_queue_url(queue_url)
         self._client = build_client(
@@ -143,10 +149,16 @@ class SQSMessageChannel:
             session=session,
             region_name=region_name,
             endpoint_url=endpoint_url,
+            max_in_flight=self._max_in_flight,
         )
 
     def __repr__(self) -> str:
         return f"SQSMessageChannel({self._queue_url!r}, fifo={self._fifo})"
+
+    @property
+    def max_in_flight(self) -> int:
+        """Publish calls a pour makes at once (see :class:`~.protocols.MessageChannel`)."""
+        return self._max_in_flight
 
     @property
     def max_batch_size(self) -> int:

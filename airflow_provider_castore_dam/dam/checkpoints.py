@@ -1,6 +1,7 @@
 """Checkpoints: where a pour stands, so that a new run continues it without skipping anything.
 
-A checkpoint is a JSON dict, saved after every batch the channel confirmed:
+A checkpoint is a JSON dict, saved whenever the channel has confirmed every message up to a
+later place in the pour order (see :mod:`.in_flight`):
 
 - ``utility``, ``inputs``: which pour it belongs to (the normalised store ids, filters and
   options); resuming a different pour from it is refused (:class:`CheckpointMismatchError`).
@@ -10,8 +11,8 @@ A checkpoint is a JSON dict, saved after every batch the channel confirmed:
   aggregate's events.
 - ``result``: the pour's result up to that point (counts, first and last poured...).
 
-Resuming pours only what comes after each store's position, so with a checkpoint saved after
-every confirmed batch a crash re-publishes at most the one batch in flight (at-least-once).
+Resuming pours only what comes after each store's position, so a crash re-publishes at most
+the channel's ``max_in_flight`` publish calls (one with calls one at a time): at-least-once.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from airflow_provider_castore_dam.dam.inputs import ListAggregateIdsOptions, TimeRange
 from airflow_provider_castore_dam.dam.reading import EVENTS_PAGE_SIZE, iter_aggregate_ids
 from airflow_provider_castore_dam.dam.results import ScanInfos, empty_scan_infos, record_scanned
+from airflow_provider_castore_dam.partitions import Partition
 from airflow_provider_castore_dam.protocols import (
     EventDetail,
     EventStore,
@@ -93,6 +94,8 @@ class EventMerge:
     page_size: int = EVENTS_PAGE_SIZE
     max_buffered_events: int = MAX_BUFFERED_EVENTS
     prefetch_ahead: int = PREFETCH_AHEAD
+    partition: Partition | None = None
+    """Only the aggregates of this partition."""
     scans: dict[str, ScanInfos] = field(init=False)
     buffered_events: int = field(init=False, default=0)
     """Events currently held in memory; never above ``max_buffered_events + page_size``."""
@@ -105,7 +108,8 @@ class EventMerge:
 
         def listing(store: EventStore) -> Iterator[tuple[EventStore, ScannedAggregate]]:
             for aggregate in iter_aggregate_ids(store, options):
-                yield store, aggregate
+                if self.partition is None or self.partition.contains(aggregate["aggregate_id"]):
+                    yield store, aggregate
 
         return heapq.merge(
             *(listing(store) for store in self.stores),

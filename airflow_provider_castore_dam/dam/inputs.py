@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from airflow_provider_castore_dam.errors import InvalidPourInputError
-from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
+from airflow_provider_castore_dam.protocols import EventStore, MessageChannel, check_max_in_flight
 from airflow_provider_castore_dam.timestamps import normalize_timestamp
 
 MIN_RATE_LIMIT = 0.001
@@ -192,7 +192,8 @@ def parse_event_store(event_store: object, name: str = "event_store") -> EventSt
 
 
 def parse_message_channel(channel: object) -> MessageChannel:
-    """An object with ``publish_messages`` and a positive integer ``max_batch_size``."""
+    """An object with ``publish_messages``, a positive integer ``max_batch_size`` and, when
+    it has one, a valid ``max_in_flight``."""
     size = getattr(channel, "max_batch_size", None)
     if not callable(getattr(channel, "publish_messages", None)):
         raise InvalidPourInputError(
@@ -204,6 +205,8 @@ def parse_message_channel(channel: object) -> MessageChannel:
             f"the max_batch_size of message channel {_shown(channel)} must be a positive "
             f"integer, not {size!r}"
         )
+    in_flight = getattr(channel, "max_in_flight", 1)
+    check_max_in_flight(in_flight, f"the max_in_flight of message channel {_shown(channel)}")
     return cast(MessageChannel, channel)
 
 

@@ -82,7 +82,7 @@ def pour_aggregate_events(
             else last["event"],
         }
 
-    with interrupted_by_channel(result), fewer_collections():
+    with interrupted_by_channel(result), fewer_collections(), pourer:
         for event in iter_aggregate_events(event_store, aggregate_id, events_options):
             if time_range.contains(event["timestamp"]) and pending(event["version"]):
                 message = notification_message(store_id, event)

@@ -72,7 +72,7 @@ def pour_event_store_aggregate_ids(
     def result() -> AggregateIdsPourResult:
         return {"poured_aggregate_id_count": pourer.poured_count, **scan_infos}
 
-    with interrupted_by_channel(result), fewer_collections():
+    with interrupted_by_channel(result), fewer_collections(), pourer:
         aggregates = iter_aggregate_ids(event_store, list_options)
         for aggregate in aggregates_after(aggregates, position):
             record_scanned(scan_infos, aggregate)

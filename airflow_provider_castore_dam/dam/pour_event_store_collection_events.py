@@ -18,6 +18,7 @@ from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
 from airflow_provider_castore_dam.dam.ordering import messages_in_pour_order, pour_batches
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.results import CollectionEventsPourResult
+from airflow_provider_castore_dam.partitions import parse_partition
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
 
 
@@ -30,16 +31,20 @@ def pour_event_store_collection_events(
     progress: PourProgress | None = None,
     checkpoint: Mapping[str, Any] | None = None,
     on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    partition: tuple[int, int] | None = None,
 ) -> CollectionEventsPourResult:
     """Publish the events of several stores merged in one pour order (see :mod:`.ordering`);
-    equal pour timestamps are broken by event store id. ``checkpoint`` and ``on_checkpoint``
-    as in :func:`.pour_event_store_events`."""
+    equal pour timestamps are broken by event store id. ``checkpoint``, ``on_checkpoint`` and
+    ``partition`` (the same partition of every store) as in :func:`.pour_event_store_events`."""
     stores = parse_event_stores(event_stores)
     time_range = parse_filters(filters)
-    inputs = {
+    in_partition = parse_partition(partition)
+    inputs: dict[str, Any] = {
         "event_store_ids": [store.event_store_id for store in stores],
         "filters": time_range.as_json(),
     }
+    if in_partition is not None:
+        inputs["partition"] = in_partition.as_json()
     pourer, resumed, ledger = start_pour(
         "pour_event_store_collection_events",
         inputs,
@@ -50,7 +55,9 @@ def pour_event_store_collection_events(
         on_checkpoint,
         lambda: result(),
     )
-    batches, scans = messages_in_pour_order(stores, time_range, event_positions(resumed))
+    batches, scans = messages_in_pour_order(
+        stores, time_range, event_positions(resumed), in_partition
+    )
 
     def result() -> CollectionEventsPourResult:
         return {"poured_event_count": pourer.poured_count, "scans": scans}

@@ -18,6 +18,7 @@ from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
 from airflow_provider_castore_dam.dam.ordering import messages_in_pour_order, pour_batches
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.results import EventStoreEventsPourResult
+from airflow_provider_castore_dam.partitions import parse_partition
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
 
 
@@ -30,17 +31,26 @@ def pour_event_store_events(
     progress: PourProgress | None = None,
     checkpoint: Mapping[str, Any] | None = None,
     on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    partition: tuple[int, int] | None = None,
 ) -> EventStoreEventsPourResult:
     """Publish every event of ``event_store`` in pour order (see :mod:`.ordering`).
 
     ``filters``: ``from`` and ``to``, inclusive. Scanned aggregates are those whose initial
     event is not after ``to``. ``checkpoint``: resume the pour that saved it (see
-    :mod:`.checkpoints`); ``on_checkpoint`` is called with a new one after every batch the
-    channel confirmed.
+    :mod:`.checkpoints`); ``on_checkpoint`` is called with a new one whenever the channel
+    confirmed every message up to a later place. ``partition``: ``(index, count)``, pour only
+    the aggregates of that partition (see :mod:`airflow_provider_castore_dam.partitions`),
+    in the same order; each partition has its own checkpoints.
     """
     event_store = parse_event_store(event_store)
     time_range = parse_filters(filters)
-    inputs = {"event_store_ids": [event_store.event_store_id], "filters": time_range.as_json()}
+    in_partition = parse_partition(partition)
+    inputs: dict[str, Any] = {
+        "event_store_ids": [event_store.event_store_id],
+        "filters": time_range.as_json(),
+    }
+    if in_partition is not None:
+        inputs["partition"] = in_partition.as_json()
     pourer, resumed, ledger = start_pour(
         "pour_event_store_events",
         inputs,
@@ -51,7 +61,9 @@ def pour_event_store_events(
         on_checkpoint,
         lambda: result(),
     )
-    batches, scans = messages_in_pour_order([event_store], time_range, event_positions(resumed))
+    batches, scans = messages_in_pour_order(
+        [event_store], time_range, event_positions(resumed), in_partition
+    )
     scan_infos = scans[event_store.event_store_id]
 
     def result() -> EventStoreEventsPourResult:

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
+from airflow_provider_castore_dam.dam.in_flight import InFlightWindow, batch_keys
 from airflow_provider_castore_dam.dam.inputs import parse_message_channel
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.errors import MessageChannelError, PourStoppedError
@@ -50,11 +51,14 @@ class Pacer:
 
 
 class MessagePourer:
-    """Collects messages into batches and publishes them as replays.
+    """Collects messages into batches and publishes them as replays, up to the channel's
+    ``max_in_flight`` publish calls at once (see :mod:`.in_flight`; 1 when it has none).
 
     ``poured_count``, ``first_poured`` and ``last_poured`` only reflect messages the channel
-    confirmed; ``poured_count`` starts at ``already_poured`` (a resumed pour's). After each
-    publish call the channel confirmed whole, ``on_confirmed`` gets its message count.
+    confirmed; ``poured_count`` starts at ``already_poured`` (a resumed pour's). Whenever the
+    confirmed prefix of the pour grows, ``on_confirmed`` gets the number of messages it grew
+    by. Use it as a context manager: leaving it, even on an error, waits for the calls in
+    flight and counts what they confirmed.
     """
 
     def __init__(
@@ -72,43 +76,118 @@ class MessagePourer:
         self._pacer = None if rate_limit is None else Pacer(rate_limit)
         self._batch: list[Message] = []
         self._on_confirmed = on_confirmed
-        self.poured_count = already_poured
+        in_flight = channel_max_in_flight(self._channel)
+        self._window = None if in_flight == 1 else InFlightWindow(self._publish, in_flight)
+        self._in_order_count = already_poured
+        self._unordered_count = 0
+        """Messages confirmed after a failed call: counted, never checkpointed."""
         self.first_poured: Message | None = None
         self.last_poured: Message | None = None
+
+    @property
+    def poured_count(self) -> int:
+        return self._in_order_count + self._unordered_count
+
+    def __enter__(self) -> MessagePourer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._drain()
 
     def pour(self, message: Message) -> None:
         self._batch.append(message)
         if len(self._batch) >= self._batch_size:
-            self.flush()
+            batch, self._batch = self._batch, []
+            self._send(batch)
 
     def pour_many(self, messages: Sequence[Message]) -> None:
         pending = self._batch + list(messages) if self._batch else list(messages)
         size, start = self._batch_size, 0
+        self._batch = []
         while len(pending) - start >= size:
-            self._batch = pending[start : start + size]
+            self._send(pending[start : start + size])
             start += size
-            self.flush()
         self._batch = pending[start:]
 
     def flush(self) -> None:
-        if not self._batch:
+        """Publish what is batched, then wait until every call in flight is confirmed."""
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._send(batch)
+        self._drain()
+        self._raise_failure()
+
+    def _send(self, batch: list[Message]) -> None:
+        if self._window is None:
+            self._start_call(batch)
+            self._publish(batch)
+            self._confirm([batch])
             return
-        batch, self._batch = self._batch, []
+        keys = batch_keys(batch)
+        while self._window.blocks(keys):
+            self._window.wait_for_one()
+            self._move_on()
+        self._start_call(batch)
+        self._window.start(batch, keys)
+        self._window.poll()
+        self._move_on()
+
+    def _start_call(self, batch: list[Message]) -> None:
         if self._progress is not None and self._progress.stopped:
+            self._drain()
             raise PourStoppedError(f"pour stopped on request after {self.poured_count} messages")
         if self._pacer is not None:
             self._pacer.wait(len(batch))
+
+    def _publish(self, batch: list[Message]) -> None:
         try:
             self._channel.publish_messages(batch, replay=True)
         except MessageChannelError as error:
-            # Which of the call's messages were confirmed is not known in order, so
-            # on_confirmed is not told: a resumed pour publishes this call again, whole.
-            self.poured_count += error.confirmed_count
+            if self._window is None:
+                # Which of the call's messages were confirmed is not known in order, so
+                # on_confirmed is not told: a resumed pour publishes this call again, whole.
+                self._unordered_count += error.confirmed_count
             raise
-        self.poured_count += len(batch)
-        self.first_poured = self.first_poured or batch[0]
-        self.last_poured = batch[-1]
+
+    def _move_on(self) -> None:
+        """Take the window's confirmed prefix; on a failed call, wait for the others and
+        raise its error."""
+        assert self._window is not None
+        batches = self._window.confirmed_prefix()
+        if batches:
+            self._confirm(batches)
+        if self._window.failure() is not None:
+            self._drain()
+            self._raise_failure()
+
+    def _confirm(self, batches: list[list[Message]]) -> None:
+        count = sum(map(len, batches))
+        self._in_order_count += count
+        self.first_poured = self.first_poured or batches[0][0]
+        self.last_poured = batches[-1][-1]
         if self._on_confirmed is not None:
-            self._on_confirmed(len(batch))
+            self._on_confirmed(count)
         if self._progress is not None:
             self._progress.record(self.poured_count)
+
+    def _drain(self) -> None:
+        """Wait for every call in flight and count what they confirmed; no call starts after."""
+        window = self._window
+        if window is None or window.closed:
+            return
+        window.wait_for_all()
+        batches = window.confirmed_prefix()
+        if batches:
+            self._confirm(batches)
+        self._unordered_count += window.confirmed_beyond_prefix()
+        window.close()
+
+    def _raise_failure(self) -> None:
+        failure = None if self._window is None else self._window.failure()
+        if failure is not None:
+            raise failure
+
+
+def channel_max_in_flight(channel: MessageChannel) -> int:
+    """The channel's ``max_in_flight`` (checked by ``parse_message_channel``), else 1."""
+    return int(getattr(channel, "max_in_flight", 1))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
 
 from airflow_provider_castore_dam.protocols import EventDetail, ScannedAggregate
 
@@ -39,3 +40,37 @@ def record_scanned(scan_infos: ScanInfos, aggregate: ScannedAggregate) -> None:
     if scan_infos["first_scanned_aggregate"] is None:
         scan_infos["first_scanned_aggregate"] = aggregate
     scan_infos["last_scanned_aggregate"] = aggregate
+
+
+def combine_partition_results(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One result for the partitions of one pour (of ``pour_event_store_events`` or
+    ``pour_event_store_collection_events``): counts add up; the first and last scanned
+    aggregates are the earliest and latest by (initial event timestamp, aggregate id)."""
+    if not results:
+        raise ValueError("no partition results to combine")
+    combined: dict[str, Any] = {
+        "poured_event_count": sum(int(result["poured_event_count"]) for result in results)
+    }
+    if "scans" in results[0]:
+        store_ids = sorted({store_id for result in results for store_id in result["scans"]})
+        combined["scans"] = {
+            store_id: _combined_scan_infos(
+                [result["scans"][store_id] for result in results if store_id in result["scans"]]
+            )
+            for store_id in store_ids
+        }
+    else:
+        combined.update(_combined_scan_infos(results))
+    return combined
+
+
+def _combined_scan_infos(infos: Sequence[Mapping[str, Any]]) -> ScanInfos:
+    def place(aggregate: ScannedAggregate) -> tuple[str, str]:
+        return aggregate["initial_event_timestamp"], aggregate["aggregate_id"]
+
+    firsts = [info["first_scanned_aggregate"] for info in infos if info["first_scanned_aggregate"]]
+    lasts = [info["last_scanned_aggregate"] for info in infos if info["last_scanned_aggregate"]]
+    return {
+        "first_scanned_aggregate": min(firsts, key=place, default=None),
+        "last_scanned_aggregate": max(lasts, key=place, default=None),
+    }

@@ -5,6 +5,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_castore_dam.channels.aws_clients import DEFAULT_MAX_IN_FLIGHT
 from airflow_provider_castore_dam.channels.aws_names import check_event_bus_name, check_queue_url
 from airflow_provider_castore_dam.errors import ConnectionConfigError, InvalidPourInputError
 from airflow_provider_castore_dam.hooks.connection_fields import ConnectionFields, aws_client
@@ -22,8 +23,9 @@ class CastoreMessageChannelHook(BaseHook):
 
     ``kind`` picks it: ``sqs`` (``queue_url``, ``fifo_deduplication``), ``eventbridge``
     (``event_bus_name``) or ``in-memory`` (keeps messages in the task's process, for demos and
-    tests). SQS and EventBridge take credentials from ``aws_conn_id`` and offload messages over
-    256 KiB to ``s3_offload_bucket`` when set.
+    tests). SQS and EventBridge take credentials from ``aws_conn_id``, publish up to
+    ``max_in_flight`` calls at once and offload messages over 256 KiB to ``s3_offload_bucket``
+    when set.
     """
 
     conn_name_attr = "castore_message_channel_conn_id"
@@ -72,16 +74,27 @@ class CastoreMessageChannelHook(BaseHook):
             )
             return SQSMessageChannel(
                 queue_url,
-                client=aws_client(self.fields, "sqs"),
+                client=aws_client(self.fields, "sqs", self._pool_size()),
                 fifo_deduplication=deduplication,
                 s3_offload=self._s3_offload(),
+                max_in_flight=self._max_in_flight(),
             )
         from airflow_provider_castore_dam.channels.eventbridge import EventBridgeMessageChannel
 
         bus_name = self.fields.required("event_bus_name", "(the EventBridge bus name)")
         return EventBridgeMessageChannel(
-            bus_name, client=aws_client(self.fields, "events"), s3_offload=self._s3_offload()
+            bus_name,
+            client=aws_client(self.fields, "events", self._pool_size()),
+            s3_offload=self._s3_offload(),
+            max_in_flight=self._max_in_flight(),
         )
+
+    def _max_in_flight(self) -> int:
+        return self.fields.number("max_in_flight", DEFAULT_MAX_IN_FLIGHT)
+
+    def _pool_size(self) -> dict[str, int]:
+        """botocore connections for the calls in flight (and their S3 offloads)."""
+        return {"max_pool_connections": max(10, self._max_in_flight())}
 
     def _s3_offload(self) -> Any:
         bucket = self.fields.text("s3_offload_bucket")
@@ -93,7 +106,7 @@ class CastoreMessageChannelHook(BaseHook):
             bucket,
             prefix=self.fields.text("s3_offload_prefix") or "",
             url_expiry_seconds=self.fields.number("s3_url_expiry_seconds", 900),
-            client=aws_client(self.fields, "s3", S3_CONFIG_DEFAULTS),
+            client=aws_client(self.fields, "s3", {**S3_CONFIG_DEFAULTS, **self._pool_size()}),
         )
 
     def test_connection(self) -> tuple[bool, str]:

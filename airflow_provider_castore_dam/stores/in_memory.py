@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from copy import deepcopy
 
 from airflow_provider_castore_dam.errors import EventStoreError
+from airflow_provider_castore_dam.partitions import Partition
 from airflow_provider_castore_dam.protocols import (
     AggregateIdsPage,
     EventDetail,
@@ -130,10 +131,16 @@ class InMemoryScanningEventStore(InMemoryEventStore):
     """An in-memory store that also offers the native time-ordered scan."""
 
     def scan_event_batches(
-        self, *, from_timestamp: str | None = None, to_timestamp: str | None = None
+        self,
+        *,
+        from_timestamp: str | None = None,
+        to_timestamp: str | None = None,
+        partition: Partition | None = None,
     ) -> Iterator[ScannedBatch]:
         scanned: list[tuple[str, str, int, EventDetail]] = []
         for aggregate_id, events in self._events.items():
+            if partition is not None and not partition.contains(aggregate_id):
+                continue
             floor = ""
             for event in events:
                 floor = max(floor, event["timestamp"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 import uuid
 from typing import Any
@@ -67,6 +68,16 @@ def message_ids(received: list[dict[str, Any]]) -> list[str]:
     return [attributes(message)["messageId"][1] for message in received]
 
 
+def assert_versions_in_order(message_ids: list[str]) -> None:
+    """Each aggregate's messageIds (``<store>#<aggregate>#<version>``) came in version order."""
+    last: dict[str, int] = {}
+    for message_id in message_ids:
+        store_id, aggregate_id, version = message_id.split("#")
+        key = f"{store_id}#{aggregate_id}"
+        assert int(version) > last.get(key, 0), f"{message_id} came after version {last[key]}"
+        last[key] = int(version)
+
+
 def create_bus_to_queue(
     events: Any, sqs: Any, bus_name: str, queue_name: str, sources: list[str]
 ) -> str:
@@ -110,14 +121,16 @@ class QueueDrainer:
     def __init__(self, sqs: Any, queue_url: str, every: int = 10) -> None:
         self._sqs, self._queue_url, self._every = sqs, queue_url, every
         self._unread = 0
+        self._lock = threading.Lock()  # moto may hand one message to two receives at once
         self.received: list[dict[str, Any]] = []
 
     def sent(self, count: int) -> None:
-        self._unread += count
-        while self._unread >= self._every:
-            batch = receive_batch(self._sqs, self._queue_url)
-            self.received.extend(batch)
-            self._unread = 0 if len(batch) < 10 else self._unread - len(batch)
+        with self._lock:
+            self._unread += count
+            while self._unread >= self._every:
+                batch = receive_batch(self._sqs, self._queue_url)
+                self.received.extend(batch)
+                self._unread = 0 if len(batch) < 10 else self._unread - len(batch)
 
     def drain(self) -> None:
         while batch := receive_batch(self._sqs, self._queue_url):

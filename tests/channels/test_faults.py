@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from airflow_provider_castore_dam.channels import DEFAULT_MAX_IN_FLIGHT
 from airflow_provider_castore_dam.channels.batch_retry import RetryPolicy
 from airflow_provider_castore_dam.channels.sqs import SQSMessageChannel
 from airflow_provider_castore_dam.dam import pour_event_store_events
@@ -21,9 +22,12 @@ from tests.channels.engine_stores import store_of
 from tests.channels.faults import FaultySQSClient
 
 
-def faulty_channel(moto, queue_url, policy=FAST_RETRIES, **faults):
+def faulty_channel(moto, queue_url, policy=FAST_RETRIES, max_in_flight=1, **faults):
     client = FaultySQSClient(moto.client("sqs"), **faults)
-    return SQSMessageChannel(queue_url, client=client, retry_policy=policy), client
+    channel = SQSMessageChannel(
+        queue_url, client=client, retry_policy=policy, max_in_flight=max_in_flight
+    )
+    return channel, client
 
 
 def test_ten_thousand_events_through_faults_all_arrive_once(moto_reset):
@@ -33,6 +37,7 @@ def test_ten_thousand_events_through_faults_all_arrive_once(moto_reset):
     channel, client = faulty_channel(
         moto_reset,
         queue_url,
+        max_in_flight=DEFAULT_MAX_IN_FLIGHT,
         entry_failure_rate=0.2,
         throttle_rate=0.1,
         after_send=consumer.sent,

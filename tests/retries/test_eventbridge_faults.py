@@ -60,7 +60,7 @@ def assert_all_once(sqs: Any, queue_url: str) -> None:
 def test_whole_call_throttling_and_server_errors_are_retried(moto_server, bus, fault_, caplog):
     name, sqs, queue_url = bus
     client = ScriptedFaults(moto_server.client("events"), put_events=[fault_, None, fault_])
-    channel = EventBridgeMessageChannel(name, client=client, retry_policy=FAST)
+    channel = EventBridgeMessageChannel(name, client=client, retry_policy=FAST, max_in_flight=1)
 
     result = pour_event_store_events(store_of(COUNT), channel)
 
@@ -85,6 +85,7 @@ def test_connection_resets_are_retried(moto_server, moto_proxy, bus, deliver, ca
         session=moto_server.session(),
         endpoint_url=f"http://127.0.0.1:{moto_proxy.port}",
         retry_policy=FAST,
+        max_in_flight=1,
     )
     moto_proxy.reset_requests(2, deliver=deliver)
 
@@ -116,7 +117,7 @@ def test_permanent_errors_fail_at_once(moto_server, bus, what, caplog):
         error = fault_("PutEvents").response["Error"]
         code, service_message = error["Code"], error["Message"]
     client = ScriptedFaults(moto_server.client("events"), put_events=script)
-    channel = EventBridgeMessageChannel(name, client=client, retry_policy=FAST)
+    channel = EventBridgeMessageChannel(name, client=client, retry_policy=FAST, max_in_flight=1)
 
     with pytest.raises(PourInterruptedError) as raised:
         pour_event_store_events(store_of(COUNT), channel)
@@ -136,7 +137,7 @@ def test_whole_call_retries_stop_at_the_budget(moto_server, bus, caplog):
     name, sqs, queue_url = bus
     client = ScriptedFaults(moto_server.client("events"), put_events=[THROTTLING] * 10)
     policy = RetryPolicy(max_attempts=3, initial_backoff_seconds=0.001, max_backoff_seconds=0.01)
-    channel = EventBridgeMessageChannel(name, client=client, retry_policy=policy)
+    channel = EventBridgeMessageChannel(name, client=client, retry_policy=policy, max_in_flight=1)
 
     with pytest.raises(PourInterruptedError) as raised:
         pour_event_store_events(store_of(COUNT), channel)

@@ -62,7 +62,7 @@ def test_whole_call_throttling_and_server_errors_are_retried(moto_server, fault_
     sqs = moto_server.client("sqs")
     queue_url = create_queue(sqs, unique("whole-call"))
     client = ScriptedFaults(sqs, send_message_batch=[None, fault_, fault_, None, fault_])
-    channel = SQSMessageChannel(queue_url, client=client, retry_policy=FAST)
+    channel = SQSMessageChannel(queue_url, client=client, retry_policy=FAST, max_in_flight=1)
 
     result = pour_event_store_events(store_of(COUNT), channel)
 
@@ -90,6 +90,7 @@ def channel_through(moto_server, proxy, queue_url: str, **options: Any) -> SQSMe
         session=moto_server.session(),
         endpoint_url=f"http://127.0.0.1:{proxy.port}",
         retry_policy=FAST,
+        max_in_flight=1,
         **options,
     )
 
@@ -149,7 +150,7 @@ def test_permanent_errors_fail_at_once(moto_server, what, caplog):
         error = fault_("SendMessageBatch").response["Error"]
         code, service_message = error["Code"], error["Message"]
     client = ScriptedFaults(sqs, send_message_batch=script)
-    channel = SQSMessageChannel(queue_url, client=client, retry_policy=FAST)
+    channel = SQSMessageChannel(queue_url, client=client, retry_policy=FAST, max_in_flight=1)
 
     with pytest.raises(PourInterruptedError) as raised:
         pour_event_store_events(store_of(COUNT), channel)
@@ -171,7 +172,7 @@ def test_whole_call_retries_stop_at_the_budget(moto_server, caplog):
     queue_url = create_queue(sqs, unique("budget"))
     client = ScriptedFaults(sqs, send_message_batch=[None] + [SERVICE_UNAVAILABLE] * 10)
     policy = RetryPolicy(max_attempts=3, initial_backoff_seconds=0.001, max_backoff_seconds=0.01)
-    channel = SQSMessageChannel(queue_url, client=client, retry_policy=policy)
+    channel = SQSMessageChannel(queue_url, client=client, retry_policy=policy, max_in_flight=1)
 
     with pytest.raises(PourInterruptedError) as raised:
         pour_event_store_events(store_of(COUNT), channel)

@@ -180,3 +180,21 @@ def test_items_read_from_the_response_json_decode_like_botocore(ddb):
         assert plain == b"\x00\xff"
     finally:
         made.close()
+
+
+@pytest.mark.parametrize("options", [{}, SPILLING], ids=["in-memory", "spilling"])
+def test_partitioned_scan_pours_match_in_memory(ddb, scanned, options):
+    """Each partition of the table scan equals the in-memory store's partition; the DynamoDB
+    merge path (listing, then one query per aggregate) partitions the listing the same way."""
+    from airflow_provider_castore_dam.stores.dynamodb import DynamoDBEventStore
+
+    layout, tables = scanned
+    stores = scan_stores(ddb, scanned, **options)
+    for index in range(3):
+        for store_id in MEDIUM:
+            merge_store = DynamoDBEventStore(store_id, tables[store_id], layout=layout, client=ddb)
+            for store in (stores[store_id], merge_store):
+                got, expected = both_pours(
+                    pour_event_store_events, (store,), (MEMORY[store_id],), partition=(index, 3)
+                )
+                assert got == expected

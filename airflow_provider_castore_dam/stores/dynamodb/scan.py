@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from airflow_provider_castore_dam.partitions import Partition
 from airflow_provider_castore_dam.protocols import EventDetail, ScannedBatch, ScannedEvent
 from airflow_provider_castore_dam.stores.dynamodb.arguments import check_positive, timestamp_bound
 from airflow_provider_castore_dam.stores.dynamodb.raw_items import raw_items
@@ -82,14 +83,21 @@ class DynamoDBTableScanEventStore(DynamoDBEventStore):
         )
 
     def scan_event_batches(
-        self, *, from_timestamp: str | None = None, to_timestamp: str | None = None
+        self,
+        *,
+        from_timestamp: str | None = None,
+        to_timestamp: str | None = None,
+        partition: Partition | None = None,
     ) -> Iterator[ScannedBatch]:
         """Every event whose pour timestamp lies within the inclusive bounds, in
-        ``(pour_timestamp, aggregate_id, version)`` order, ``scan_batch_size`` at a time."""
+        ``(pour_timestamp, aggregate_id, version)`` order, ``scan_batch_size`` at a time.
+        With ``partition``, the scan still reads the whole table (DynamoDB's own scan
+        segments do not follow the partition hash) but keeps only the partition's events,
+        before they are sorted."""
         start = timestamp_bound(from_timestamp, "from_timestamp", round_up=True)
         end = timestamp_bound(to_timestamp, "to_timestamp")
         self._store_table.layout_check.ensure()
-        by_version = self._sorted(self._scanned_events(), key=_version_key)
+        by_version = self._sorted(self._scanned_events(partition), key=_version_key)
         in_range = (
             scanned
             for scanned in _with_pour_timestamps(by_version)
@@ -107,8 +115,9 @@ class DynamoDBTableScanEventStore(DynamoDBEventStore):
 
     # ----------------------------------------------------------------- the parallel scan
 
-    def _scanned_events(self) -> Iterator[EventDetail]:
-        """The store's events in no particular order: pages of the scan segments as they come.
+    def _scanned_events(self, partition: Partition | None) -> Iterator[EventDetail]:
+        """The store's events (of ``partition`` only, when given) in no particular order:
+        pages of the scan segments as they come.
 
         Segment threads hand decoded pages over a bounded queue, so a slow consumer holds
         them back; closing this iterator stops them."""
@@ -127,6 +136,8 @@ class DynamoDBTableScanEventStore(DynamoDBEventStore):
         def scan_segment(segment: int) -> None:
             try:
                 for page in self._segment_pages(segment):
+                    if partition is not None:
+                        page = [e for e in page if partition.contains(e["aggregateId"])]
                     if not hand_over(page):
                         return
             except BaseException as error:

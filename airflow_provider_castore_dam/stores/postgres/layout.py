@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 
 from airflow_provider_castore_dam.errors import EventStoreError
+from airflow_provider_castore_dam.partitions import Partition
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,20 @@ class TableLayout:
             )
             params["end"] = end
         return conditions
+
+    @staticmethod
+    def in_partition(partition: Partition | None, params: dict[str, Any]) -> list[sql.Composable]:
+        """The condition that keeps the aggregates of ``partition`` (none for the whole
+        store): the hash of :mod:`airflow_provider_castore_dam.partitions`, in SQL."""
+        if partition is None:
+            return []
+        params["partition_index"], params["partition_count"] = partition.index, partition.count
+        return [
+            sql.SQL(
+                "('x' || substr(md5(aggregate_id::text), 1, 8))::bit(32)::bigint"
+                " %% %(partition_count)s = %(partition_index)s"
+            )
+        ]
 
     @property
     def millis(self) -> sql.Composable:

@@ -122,7 +122,9 @@ def _in_transaction(
 def _reader(
     table: EventTable, conn: psycopg.Connection[Any], start: str | None, end: str | None
 ) -> CursorReader:
-    query, params = scan_query(table.layout, table.event_store_id, start, end)
+    query, params = scan_query(
+        table.layout, table.event_store_id, start, end, partition=table.partition
+    )
     return CursorReader(conn, query, params, table.scan_batch_size)
 
 
@@ -221,7 +223,9 @@ def _skewed_tail(
     start: str | None,
     end: str | None,
 ) -> Iterator[ScannedBatch]:
-    query, params = skewed_tail_query(table.layout, table.event_store_id, skew_from, start, end)
+    query, params = skewed_tail_query(
+        table.layout, table.event_store_id, skew_from, start, end, table.partition
+    )
     reader = CursorReader(conn, query, params, table.scan_batch_size)
     batches = reader.batches()
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Generator, Hashable, Iterator, Sequence
 from contextlib import closing
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, cast
 
@@ -13,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from airflow_provider_castore_dam.errors import EventStoreError
+from airflow_provider_castore_dam.partitions import Partition
 from airflow_provider_castore_dam.protocols import (
     AggregateIdsPage,
     EventDetail,
@@ -282,11 +284,15 @@ class PostgresEventStore:
                 yield from batch.scanned_events()
 
     def scan_event_batches(
-        self, *, from_timestamp: str | None = None, to_timestamp: str | None = None
+        self,
+        *,
+        from_timestamp: str | None = None,
+        to_timestamp: str | None = None,
+        partition: Partition | None = None,
     ) -> Generator[ScannedBatch, None, None]:
         """Every event whose pour timestamp is within the inclusive bounds, in
         ``(pour_timestamp, aggregate_id, version)`` order, streamed by one query in batches
-        of ``scan_batch_size``.
+        of ``scan_batch_size``; with ``partition``, only its aggregates' events.
 
         The store is checked before this returns; reading starts at the first ``next()``.
         The scan holds one connection and one read-only transaction (REPEATABLE READ) until
@@ -298,7 +304,7 @@ class PostgresEventStore:
             else normalize_timestamp(from_timestamp, "from_timestamp", round_up=True)
         )
         end = None if to_timestamp is None else normalize_timestamp(to_timestamp, "to_timestamp")
-        return scan(self._ready(), start, end)
+        return scan(replace(self._ready(), partition=partition), start, end)
 
     @property
     def lists_beside_scans(self) -> bool:
@@ -317,7 +323,11 @@ class PostgresEventStore:
         )
 
     def scan_jointly(
-        self, stores: Sequence[JointlyScannableEventStore], *, to_timestamp: str | None = None
+        self,
+        stores: Sequence[JointlyScannableEventStore],
+        *,
+        to_timestamp: str | None = None,
+        partition: Partition | None = None,
     ) -> Generator[JointScanBatch, None, None]:
         """The events of ``stores`` (this one among them or not; all with this store's
         :attr:`joint_scan_key`) up to ``to_timestamp``, in pour order across the stores,
@@ -334,7 +344,7 @@ class PostgresEventStore:
         if any(store.joint_scan_key != self.joint_scan_key for store in stores):
             raise ValueError("scan_jointly: every store must have this store's joint_scan_key")
         end = None if to_timestamp is None else normalize_timestamp(to_timestamp, "to_timestamp")
-        table = self._ready()
+        table = replace(self._ready(), partition=partition)
         for store in stores:
             cast(PostgresEventStore, store)._ready()
         return joint_scan(table, sorted({store.event_store_id for store in stores}), end)
