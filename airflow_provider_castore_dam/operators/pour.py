@@ -31,6 +31,7 @@ from airflow_provider_castore_dam.errors import InvalidPourInputError
 from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
 from airflow_provider_castore_dam.hooks.message_channel import CastoreMessageChannelHook
 from airflow_provider_castore_dam.operators.checkpointing import TaskCheckpoints
+from airflow_provider_castore_dam.operators.partitioned import PartitionedPour, partitioned_pour
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
 
 LOGGED_IN_MEMORY_MESSAGES = 100
@@ -326,12 +327,50 @@ class PourAggregateEventsOperator(BasePourOperator):
         )
 
 
-class PourEventStoreEventsOperator(BasePourOperator):
+class PartitionablePourOperator(BasePourOperator):
+    """A pour of one partition of the aggregates (``partition``: ``{"index", "count"}`` or
+    ``[index, count]``; None for all), or of all of them spread over mapped tasks with
+    :meth:`partitioned`."""
+
+    template_fields: Sequence[str] = (*BasePourOperator.template_fields, "partition")
+
+    def __init__(self, *, partition: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.partition = partition
+
+    @classmethod
+    def partitioned(cls, *, task_id: str, partitions: int, **kwargs: Any) -> PartitionedPour:
+        """A task group that pours ``partitions`` partitions in mapped tasks of this operator
+        (``kwargs`` as for the operator) and combines their results (see
+        :mod:`~airflow_provider_castore_dam.operators.partitioned`)."""
+        return partitioned_pour(cls, task_id=task_id, partitions=partitions, **kwargs)
+
+    def rendered_partition(self) -> Any:
+        """The partition as given, or parsed from what a template renders: JSON, or the
+        Python literal of a list or dict (without ``render_template_as_native_obj``)."""
+        if not isinstance(self.partition, str):
+            return self.partition
+        text = self.partition.strip()
+        if text.lower() in ("", "none", "null"):
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as error:
+            raise InvalidPourInputError(
+                f"partition must be [index, count] or its JSON, not {self.partition!r}"
+            ) from error
+
+
+class PourEventStoreEventsOperator(PartitionablePourOperator):
     """Pours every event of one event store in timestamp order
     (:func:`~airflow_provider_castore_dam.dam.pour_event_store_events`)."""
 
     template_fields: Sequence[str] = (
-        *BasePourOperator.template_fields,
+        *PartitionablePourOperator.template_fields,
         "event_store_id",
         "filters",
     )
@@ -351,18 +390,19 @@ class PourEventStoreEventsOperator(BasePourOperator):
             channel,
             self.filters,
             rate_limit,
+            partition=self.rendered_partition(),
             **engine,
         )
 
 
-class PourEventStoreCollectionEventsOperator(BasePourOperator):
+class PourEventStoreCollectionEventsOperator(PartitionablePourOperator):
     """Pours the events of several event stores of one connection, merged in timestamp order
     (:func:`~airflow_provider_castore_dam.dam.pour_event_store_collection_events`).
 
     ``event_store_ids``: a list, or a comma-separated string (e.g. from a template)."""
 
     template_fields: Sequence[str] = (
-        *BasePourOperator.template_fields,
+        *PartitionablePourOperator.template_fields,
         "event_store_ids",
         "filters",
     )
@@ -386,5 +426,5 @@ class PourEventStoreCollectionEventsOperator(BasePourOperator):
             for store_id in rendered_event_store_ids(self.event_store_ids)
         ]
         return pour_event_store_collection_events(
-            stores, channel, self.filters, rate_limit, **engine
+            stores, channel, self.filters, rate_limit, partition=self.rendered_partition(), **engine
         )

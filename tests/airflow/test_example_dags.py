@@ -267,3 +267,52 @@ def test_a_retried_backfill_resumes_from_its_checkpoint(airflow_db, demo_store, 
         (m["eventStoreId"], m["event"]["aggregateId"], m["event"]["version"]) for m in published
     ]
     assert sorted(keys) == sorted((s, e["aggregateId"], e["version"]) for s, e in ALL_EVENTS)
+
+
+def test_partitioned_backfill_pours_each_event_once(airflow_db, demo_store, aws, monkeypatch):
+    """dag.test() of the 8-partition backfill: 8 mapped pours, one combined result equal to the
+    unpartitioned pour's, every event of the store once in the queue, then the drain and the
+    count check."""
+    from airflow_provider_castore_dam.channels.dry_run import DryRunMessageChannel
+    from airflow_provider_castore_dam.dam import pour_event_store_events
+    from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
+
+    sqs = aws.client("sqs")
+    queue_url = sqs.create_queue(QueueName="partitioned")["QueueUrl"]
+    set_connection(
+        monkeypatch,
+        "castore_message_channel_default",
+        **message_channel_connection("sqs", queue_url=queue_url),
+    )
+    received: list[dict] = []
+    stop = threading.Event()
+
+    def consumer():
+        while not stop.is_set():
+            received.extend(receive_all(sqs, queue_url))
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=consumer, daemon=True)
+    thread.start()
+    dag = load_dag("example_castore_partitioned_backfill")
+    dag.task_dict["wait_until_drained"].poke_interval = 0.5
+    dag.task_dict["wait_until_drained"].stable_readings = 3
+    try:
+        dag_run = dag.test(run_conf={"event_store_id": "POKEMONS", "queue_url": queue_url})
+    finally:
+        stop.set()
+        thread.join()
+
+    assert dag_run.state == "success"
+    store = CastoreEventStoreHook().get_event_store("POKEMONS")
+    whole = pour_event_store_events(store, DryRunMessageChannel())
+    store.close()
+    assert xcom(dag_run, "pour_events.combine_partitions") == whole
+    keys = [json.loads(m["Body"]) for m in received]
+    keys = [(m["eventStoreId"], m["event"]["aggregateId"], m["event"]["version"]) for m in keys]
+    expected = [("POKEMONS", e["aggregateId"], e["version"]) for e in DEMO_EVENTS["POKEMONS"]]
+    assert sorted(keys) == sorted(expected)
+    assert xcom(dag_run, "check_count") == {"poured": len(expected), "stored": len(expected)}
+    mapped = [t for t in dag_run.get_task_instances() if t.task_id == "pour_events.pour_partition"]
+    assert sorted(t.map_index for t in mapped) == list(range(8))
+    assert all(t.state == "success" for t in mapped)

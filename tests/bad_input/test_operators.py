@@ -200,6 +200,24 @@ CASES = [
         "connection 'aws_default' has type 'aws'; expected 'castore_message_channel'",
         error=ConnectionConfigError,
     ),
+    case(
+        EVENTS,
+        {"partition": "{{ params.partition }}"},
+        {"partition": "half"},
+        "partition must be [index, count] or its JSON, not 'half'",
+    ),
+    case(
+        EVENTS,
+        {"partition": "{{ params.partition }}"},
+        {"partition": [8, 8]},
+        "partition index must be from 0 to 7 (count 8), not 8",
+    ),
+    case(
+        COLLECTION,
+        {"partition": "{{ params.partition }}"},
+        {"partition": {"index": 0, "count": 0}},
+        "partition count must be from 1 to 65536, not 0",
+    ),
 ]
 
 
@@ -258,3 +276,29 @@ def test_numbers_and_booleans_rendered_as_strings_in_options(queue, demo_store):
         "pikachu1",
     ]
     assert result["first_scanned_aggregate"]["aggregate_id"] == "arcanine1"  # reversed
+
+
+def test_more_partitions_than_airflow_maps_fail_when_the_dag_is_parsed():
+    with DAG("too_many", schedule=None), pytest.raises(InvalidPourInputError) as raised:
+        EVENTS.partitioned(task_id="pour", partitions=1025, event_store_id="POKEMONS")
+    assert "partitions=1025 is more than Airflow's [core] max_map_length (1024)" in str(
+        raised.value
+    )
+    with DAG("zero", schedule=None), pytest.raises(InvalidPourInputError, match="positive"):
+        EVENTS.partitioned(task_id="pour", partitions=0, event_store_id="POKEMONS")
+
+
+def test_a_partitioned_pour_is_a_plan_mapped_pours_and_a_combine():
+    with DAG("partitioned", schedule=None) as dag:
+        group = COLLECTION.partitioned(
+            task_id="pour", partitions=4, event_store_ids=["POKEMONS"], retries=3
+        )
+    assert set(dag.task_dict) == {
+        "pour.plan_partitions",
+        "pour.pour_partition",
+        "pour.combine_partitions",
+    }
+    mapped = dag.task_dict["pour.pour_partition"]
+    assert mapped.partial_kwargs["retries"] == 3
+    assert group.output.operator is dag.task_dict["pour.combine_partitions"]
+    assert list(dag.task_dict["pour.plan_partitions"].op_args) == [4]
