@@ -77,7 +77,7 @@ def test_rate_limit_holds_per_message(moto_reset):
     assert len(receive_all(sqs, queue_url)) == 50
 
 
-def interleaved_store(aggregates: int, versions: int) -> InMemoryEventStore:
+def interleaved_store(aggregates: int, versions: int, store_id: str = "S") -> InMemoryEventStore:
     """Every aggregate's version v a minute after its version v - 1: in pour order, all the
     first versions, then all the second ones..."""
     events = [
@@ -90,7 +90,7 @@ def interleaved_store(aggregates: int, versions: int) -> InMemoryEventStore:
         for n in range(aggregates)
         for version in range(1, versions + 1)
     ]
-    return InMemoryEventStore("S", events)
+    return InMemoryEventStore(store_id, events)
 
 
 class OverlapCountingClient:

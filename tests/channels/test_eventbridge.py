@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -8,8 +10,15 @@ from airflow_provider_castore_dam.channels.eventbridge import (
     EventBridgeMessageChannel,
     eventbridge_failures,
 )
+from airflow_provider_castore_dam.dam import pour_event_store_events
 from airflow_provider_castore_dam.errors import MessageChannelError
-from tests.channels.aws import FAST_RETRIES, create_bus_to_queue, receive_all
+from tests.channels.aws import (
+    FAST_RETRIES,
+    assert_versions_in_order,
+    create_bus_to_queue,
+    receive_all,
+)
+from tests.channels.test_engine_pours import interleaved_store
 
 EVENT = {
     "eventStoreId": "POKEMONS",
@@ -170,3 +179,39 @@ def test_failure_parsing():
     assert failures[5].retryable and not failures[6].retryable
     assert failures[7].code == "MissingFromResponse" and failures[7].retryable
     assert eventbridge_failures([0], {"FailedEntryCount": 1, "Entries": [{"EventId": "x"}]})
+
+
+class SlowEventsClient:
+    """Forwards put_events after a short wait (the network), counting calls at once."""
+
+    def __init__(self, client) -> None:
+        self._client, self._lock = client, threading.Lock()
+        self._running = self.most_at_once = 0
+
+    def put_events(self, **request):
+        with self._lock:
+            self._running += 1
+            self.most_at_once = max(self.most_at_once, self._running)
+        try:
+            time.sleep(0.005)
+            return self._client.put_events(**request)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+
+def test_calls_in_flight_keep_each_aggregate_in_order(bus):
+    moto, sqs, queue_url = bus
+    client = SlowEventsClient(moto.client("events"))
+    channel = EventBridgeMessageChannel("castore", client=client, retry_policy=FAST_RETRIES)
+    store = interleaved_store(aggregates=100, versions=3, store_id="POKEMONS")
+
+    result = pour_event_store_events(store, channel)
+
+    received = arrived(sqs, queue_url)
+    events = [m["detail"]["event"] for m in received]
+    ids = [f"POKEMONS#{e['aggregateId']}#{e['version']}" for e in events]
+    assert result["poured_event_count"] == 300
+    assert len(ids) == len(set(ids)) == 300
+    assert_versions_in_order(ids)
+    assert client.most_at_once == channel.max_in_flight == 8
