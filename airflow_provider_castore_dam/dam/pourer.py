@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-from airflow_provider_castore_dam.dam.in_flight import InFlightWindow, batch_keys
+from airflow_provider_castore_dam.dam.in_flight import InFlightWindow
 from airflow_provider_castore_dam.dam.inputs import parse_message_channel
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.errors import MessageChannelError, PourStoppedError
@@ -77,7 +77,9 @@ class MessagePourer:
         self._batch: list[Message] = []
         self._on_confirmed = on_confirmed
         in_flight = channel_max_in_flight(self._channel)
-        self._window = None if in_flight == 1 else InFlightWindow(self._publish, in_flight)
+        self._window = (
+            None if in_flight == 1 else InFlightWindow(self._publish, in_flight, self._batch_size)
+        )
         self._in_order_count = already_poured
         self._unordered_count = 0
         """Messages confirmed after a failed call: counted, never checkpointed."""
@@ -95,44 +97,70 @@ class MessagePourer:
         self._drain()
 
     def pour(self, message: Message) -> None:
-        self._batch.append(message)
-        if len(self._batch) >= self._batch_size:
-            batch, self._batch = self._batch, []
-            self._send(batch)
+        self.pour_many([message])
 
     def pour_many(self, messages: Sequence[Message]) -> None:
+        if self._window is not None:
+            self._fill(messages)
+            return
         pending = self._batch + list(messages) if self._batch else list(messages)
         size, start = self._batch_size, 0
         self._batch = []
         while len(pending) - start >= size:
-            self._send(pending[start : start + size])
+            self._publish_now(pending[start : start + size])
             start += size
         self._batch = pending[start:]
 
     def flush(self) -> None:
         """Publish what is batched, then wait until every call in flight is confirmed."""
-        if self._batch:
+        if self._window is not None:
+            while self._window.has_pending:
+                self._start_calls(partial=True)
+                if self._window.has_pending:
+                    self._wait()
+        elif self._batch:
             batch, self._batch = self._batch, []
-            self._send(batch)
+            self._publish_now(batch)
         self._drain()
         self._raise_failure()
 
-    def _send(self, batch: list[Message]) -> None:
-        if self._window is None:
-            self._start_call(batch)
-            self._publish(batch)
-            self._confirm([batch])
-            return
-        keys = batch_keys(batch)
-        while self._window.blocks(keys):
-            self._window.wait_for_one()
-            self._move_on()
+    def _publish_now(self, batch: list[Message]) -> None:
+        """One call at a time: publish, then count."""
         self._start_call(batch)
-        self._window.start(batch, keys)
+        self._publish(batch)
+        self._confirm(batch)
+
+    def _fill(self, messages: Sequence[Message]) -> None:
+        """Put ``messages`` in the window, starting calls of whole batches as they fill."""
+        assert self._window is not None
+        start = 0
+        while start < len(messages):
+            room = self._window.room
+            if room:
+                self._window.add(messages[start : start + room])
+                start += room
+                self._start_calls(partial=False)
+            else:  # the window is full: what is pending must go, then wait for room
+                self._start_calls(partial=True)
+                self._wait()
+
+    def _start_calls(self, *, partial: bool) -> None:
+        assert self._window is not None
+        while self._window.can_start():
+            batch = self._window.next_batch(partial=partial)
+            if not batch:
+                break
+            self._start_call(batch)
+            self._window.start(batch)
         self._window.poll()
         self._move_on()
 
-    def _start_call(self, batch: list[Message]) -> None:
+    def _wait(self) -> None:
+        assert self._window is not None
+        self._window.wait_for_one()
+        self._move_on()
+
+    def _start_call(self, batch: Sequence[object]) -> None:
         if self._progress is not None and self._progress.stopped:
             self._drain()
             raise PourStoppedError(f"pour stopped on request after {self.poured_count} messages")
@@ -153,20 +181,19 @@ class MessagePourer:
         """Take the window's confirmed prefix; on a failed call, wait for the others and
         raise its error."""
         assert self._window is not None
-        batches = self._window.confirmed_prefix()
-        if batches:
-            self._confirm(batches)
+        self._confirm(self._window.confirmed_prefix())
         if self._window.failure() is not None:
             self._drain()
             self._raise_failure()
 
-    def _confirm(self, batches: list[list[Message]]) -> None:
-        count = sum(map(len, batches))
-        self._in_order_count += count
-        self.first_poured = self.first_poured or batches[0][0]
-        self.last_poured = batches[-1][-1]
+    def _confirm(self, messages: list[Message]) -> None:
+        if not messages:
+            return
+        self._in_order_count += len(messages)
+        self.first_poured = self.first_poured or messages[0]
+        self.last_poured = messages[-1]
         if self._on_confirmed is not None:
-            self._on_confirmed(count)
+            self._on_confirmed(len(messages))
         if self._progress is not None:
             self._progress.record(self.poured_count)
 
@@ -176,9 +203,7 @@ class MessagePourer:
         if window is None or window.closed:
             return
         window.wait_for_all()
-        batches = window.confirmed_prefix()
-        if batches:
-            self._confirm(batches)
+        self._confirm(window.confirmed_prefix())
         self._unordered_count += window.confirmed_beyond_prefix()
         window.close()
 

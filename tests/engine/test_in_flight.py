@@ -196,3 +196,53 @@ def test_bad_max_in_flight_fails_before_publishing(value):
     with pytest.raises(InvalidPourInputError, match="max_in_flight of message channel"):
         pour_event_store_events(InMemoryScanningEventStore("S", events), channel)
     assert channel.delivered == []
+
+
+class WaitingChannel:
+    """Each call waits (up to 2 s) until another call runs beside it."""
+
+    max_batch_size = 3
+    max_in_flight = 3
+
+    def __init__(self) -> None:
+        self._running = 0
+        self._changed = threading.Condition()
+        self.most_at_once = 0
+        self.calls: list[list[tuple[str, str, int]]] = []
+
+    def publish_messages(self, messages: Sequence[Message], *, replay: bool) -> None:
+        with self._changed:
+            self._running += 1
+            self.most_at_once = max(self.most_at_once, self._running)
+            self.calls.append([key(message) for message in messages])
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self._running > 1, timeout=2)
+            self._running -= 1
+            self._changed.notify_all()
+
+
+def test_a_busy_aggregate_does_not_hold_back_the_others():
+    """In pour order every batch of three holds a version of "a"; the others still go in
+    calls beside a's, and a's versions go in order (the later ones together, once the first
+    is confirmed)."""
+    events = []
+    for second in range(4):
+        events.append(event_at("a", second + 1, second))
+        events += [event_at(f"{other}{second}", 1, second) for other in "bc"]
+    channel = WaitingChannel()
+
+    result = pour_event_store_events(InMemoryScanningEventStore("S", events), channel)
+
+    assert result["poured_event_count"] == 12
+    assert channel.most_at_once >= 2
+    a_versions = [[k[2] for k in call if k[1] == "a"] for call in channel.calls]
+    assert [v for v in a_versions if v] == [[1], [2, 3, 4]]
+
+
+def event_at(aggregate_id: str, version: int, second: int) -> dict:
+    return {
+        "aggregateId": aggregate_id,
+        "version": version,
+        "type": "T",
+        "timestamp": f"2021-01-01T00:00:0{second}.000Z",
+    }
