@@ -102,7 +102,7 @@ _MESSAGE_CHANNEL = {
             "Publish calls at once (sqs, eventbridge)",
             "Up to this many batches in flight together, never two of one aggregate; 1 "
             "publishes one batch after another. A crash repeats at most this many batches.",
-            {"type": ["integer", "null"], "default": 8, "minimum": 1, "maximum": 256},
+            {"type": ["integer", "null"], "default": 16, "minimum": 1, "maximum": 256},
         ),
         "s3_offload_bucket": _field(
             "S3 offload bucket",

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow_provider_castore_dam.errors import InvalidPourInputError
 
-DEFAULT_MAX_IN_FLIGHT = 8
+DEFAULT_MAX_IN_FLIGHT = 16
 """Publish calls at once by default for the SQS and EventBridge channels (measured: see
 docs/scale-out.md); ``max_in_flight=1`` publishes one call after another."""
 

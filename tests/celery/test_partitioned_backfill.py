@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_castore_dam.channels import DEFAULT_MAX_IN_FLIGHT
 from tests.celery.config import EXAMPLE_DAGS
 from tests.celery.consumer import CeleryQueue, QueueConsumer
 from tests.celery.harness import AirflowCelery, wait_for
@@ -31,7 +32,7 @@ POUR = "pour_events.pour_partition"
 COMBINE = "pour_events.combine_partitions"
 PARTITIONS = 8
 SQS_BATCH_SIZE = 10
-MAX_IN_FLIGHT = 8  # the channel's default: batches published at once
+MAX_IN_FLIGHT = DEFAULT_MAX_IN_FLIGHT  # batches published at once
 RATE_LIMIT = 10
 """Messages per second per partition (80 in all). moto's SQS walks every message of the queue
 on each send and on each message received, so the test's consumer must keep the queue short:

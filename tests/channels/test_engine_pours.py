@@ -120,12 +120,12 @@ def test_calls_in_flight_keep_each_aggregate_in_order(moto_reset, fifo):
     queue_url = create_queue(sqs, "in-flight", fifo=fifo)
     client = OverlapCountingClient(moto_reset.client("sqs"))
     channel = SQSMessageChannel(queue_url, client=client)
-    store = interleaved_store(aggregates=100, versions=6)
+    store = interleaved_store(aggregates=200, versions=3)
 
     result = pour_event_store_events(store, channel)
 
     received = message_ids(receive_all(sqs, queue_url))
-    expected = {f"S#a{n:05d}#{v}" for n in range(100) for v in range(1, 7)}
+    expected = {f"S#a{n:05d}#{v}" for n in range(200) for v in range(1, 4)}
     assert result["poured_event_count"] == 600
     assert len(received) == len(set(received)) == 600
     assert set(received) == expected

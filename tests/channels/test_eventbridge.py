@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from airflow_provider_castore_dam.channels import DEFAULT_MAX_IN_FLIGHT
 from airflow_provider_castore_dam.channels.eventbridge import (
     EventBridgeMessageChannel,
     eventbridge_failures,
@@ -204,14 +205,14 @@ def test_calls_in_flight_keep_each_aggregate_in_order(bus):
     moto, sqs, queue_url = bus
     client = SlowEventsClient(moto.client("events"))
     channel = EventBridgeMessageChannel("castore", client=client, retry_policy=FAST_RETRIES)
-    store = interleaved_store(aggregates=100, versions=3, store_id="POKEMONS")
+    store = interleaved_store(aggregates=200, versions=2, store_id="POKEMONS")
 
     result = pour_event_store_events(store, channel)
 
     received = arrived(sqs, queue_url)
     events = [m["detail"]["event"] for m in received]
     ids = [f"POKEMONS#{e['aggregateId']}#{e['version']}" for e in events]
-    assert result["poured_event_count"] == 300
-    assert len(ids) == len(set(ids)) == 300
+    assert result["poured_event_count"] == 400
+    assert len(ids) == len(set(ids)) == 400
     assert_versions_in_order(ids)
-    assert client.most_at_once == channel.max_in_flight == 8
+    assert client.most_at_once == channel.max_in_flight == DEFAULT_MAX_IN_FLIGHT
