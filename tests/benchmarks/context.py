@@ -54,11 +54,6 @@ class Context:
         return self._reference  # type: ignore[return-value]
 
     def aws_client(self, service: str) -> Any:
-        from botocore.config import Config
+        from tests.benchmarks.moto_server import aws_client
 
-        config = Config(
-            proxies={}, retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=32
-        )
-        return self.moto.session().client(
-            service, endpoint_url=self.moto.endpoint_url, config=config
-        )
+        return aws_client(self.moto.endpoint_url, service)

@@ -1,5 +1,5 @@
-"""The moto server for scenarios c and d, with some of moto's own costs taken out, and an
-optional per-request latency that stands for the network.
+"""The moto server for the AWS scenarios (c, d, f, g, h), with some of moto's own costs taken
+out, and an optional per-request latency that stands for the network.
 
     python -m tests.benchmarks.moto_server -H 127.0.0.1 -p PORT [--latency-ms N]
 
@@ -27,6 +27,9 @@ with the data, and would make the benchmark measure moto rather than the client:
 released (a sleep), as a real endpoint keeps the client waiting on the network while other
 requests proceed. Without it every request is pure CPU of one Python process, so no client-side
 concurrency can ever show: moto, not the client, is the bottleneck.
+
+``GET /castore-bench/sqs-messages?queue=NAME`` (no latency) lists a queue's messages as moto
+stored them, for the ordering and rate checks of f, g and h (see :func:`sqs_messages`).
 """
 
 from __future__ import annotations
@@ -239,6 +242,89 @@ def _patch_latency(latency_ms: float) -> None:
     DomainDispatcherApplication.__call__ = delayed  # type: ignore[method-assign]
 
 
+def _patch_dispatch() -> None:
+    """Each request's backend, found once per host instead of by listing moto's package
+    folder and matching every backend's URL patterns on every request (under a global lock:
+    about a third of the server's time per SQS request); and werkzeug's line per request
+    not logged."""
+    import logging
+    from functools import lru_cache
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    backend_for_host = DomainDispatcherApplication.get_backend_for_host
+    cached = lru_cache(maxsize=256)(backend_for_host)
+    DomainDispatcherApplication.get_backend_for_host = cached  # type: ignore[method-assign]
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+MESSAGES_PATH = "/castore-bench/sqs-messages"
+
+
+def _patch_messages_endpoint() -> None:
+    """``GET /castore-bench/sqs-messages?queue=NAME[&region=R]``: a JSON list of
+    ``[messageId attribute, SentTimestamp ms]`` of the queue's messages, in the order moto
+    stored them (it appends each accepted message: arrival order). Receiving them back through
+    SQS would take minutes for 200,000 messages and change their state."""
+    from urllib.parse import parse_qs
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.sqs.models import sqs_backends
+
+    call = DomainDispatcherApplication.__call__
+
+    def answer(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        region = query.get("region", ["us-east-1"])[0]
+        queue = sqs_backends[DEFAULT_ACCOUNT_ID][region].get_queue(query["queue"][0])
+        with queue._messages_lock:
+            messages = list(queue._messages)
+        rows = [
+            [
+                message.message_attributes.get("messageId", {}).get("StringValue"),
+                message.sent_timestamp,
+            ]
+            for message in messages
+        ]
+        body = json.dumps(rows).encode()
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    def with_endpoint(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == MESSAGES_PATH:
+            return answer(environ, start_response)
+        return call(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = with_endpoint  # type: ignore[method-assign]
+
+
+def sqs_messages(endpoint_url: str, queue: str) -> list[tuple[str, int]]:
+    """What the endpoint above returns for ``queue`` (its name), as (messageId, ms) pairs."""
+    import urllib.request
+    from urllib.parse import urlencode
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    url = f"{endpoint_url}{MESSAGES_PATH}?{urlencode({'queue': queue})}"
+    with opener.open(url, timeout=120) as response:
+        return [(message_id, sent) for message_id, sent in json.loads(response.read())]
+
+
+def aws_client(endpoint_url: str, service: str) -> Any:
+    """A boto3 client of this server (fake credentials, no proxies, 32 connections)."""
+    from botocore.config import Config
+
+    from tests.infra import MotoServer
+
+    config = Config(
+        proxies={}, retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=32
+    )
+    server = MotoServer(endpoint_url)
+    return server.session().client(service, endpoint_url=endpoint_url, config=config)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.moto_server")
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -247,8 +333,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     _patch_dynamodb()
     _patch_sqs()
+    _patch_dispatch()
     if args.latency_ms > 0:
         _patch_latency(args.latency_ms)
+    _patch_messages_endpoint()  # outside the latency: not an AWS request
     from moto.server import main as moto_main
 
     moto_main(["-H", args.host, "-p", str(args.port)])
