@@ -40,7 +40,6 @@ class Slot:
 
     message: Message
     key: AggregateKey
-    call: Call | None = None
     confirmed: bool = False
 
 
@@ -113,10 +112,8 @@ class InFlightWindow:
     def start(self, batch: list[Slot]) -> None:
         chosen = set(map(id, batch))
         self._pending = [slot for slot in self._pending if id(slot) not in chosen]
-        call = Call(batch, self._pool.submit(self._publish, [slot.message for slot in batch]))
-        for slot in batch:
-            slot.call = call
-        self._calls.append(call)
+        future = self._pool.submit(self._publish, [slot.message for slot in batch])
+        self._calls.append(Call(batch, future))
 
     def wait_for_one(self) -> None:
         """Until at least one more call has finished."""

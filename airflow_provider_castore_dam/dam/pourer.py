@@ -97,7 +97,13 @@ class MessagePourer:
         self._drain()
 
     def pour(self, message: Message) -> None:
-        self.pour_many([message])
+        if self._window is not None:
+            self._fill([message])
+            return
+        self._batch.append(message)
+        if len(self._batch) >= self._batch_size:
+            batch, self._batch = self._batch, []
+            self._publish_now(batch)
 
     def pour_many(self, messages: Sequence[Message]) -> None:
         if self._window is not None:
