@@ -137,7 +137,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Castore",
-                "python-modules": [f"{_PACKAGE}.operators.pour"],
+                "python-modules": [f"{_PACKAGE}.operators.pour", f"{_PACKAGE}.operators.integrity"],
             }
         ],
         "sensors": [

@@ -255,6 +255,37 @@ class PrefetchingEventStore(EventStore, Protocol):
     ) -> None: ...
 
 
+class StoredEvent(NamedTuple):
+    """An event as its store holds it, read without the checks a pour makes (for the
+    integrity check, :mod:`airflow_provider_castore_dam.dam.integrity`).
+
+    ``type`` and ``timestamp`` are the stored text (``None`` when absent or not text); a
+    timestamp is in Castore's form where the store formats it (PostgreSQL), as stored
+    otherwise (DynamoDB). ``listed`` is false for an aggregate's version-1 event that the
+    store's aggregate listing cannot see (DynamoDB: the item lacks the ``initialEvents``
+    index keys); it is true for every other event.
+    """
+
+    aggregate_id: str
+    version: int
+    type: str | None
+    timestamp: str | None
+    listed: bool = True
+
+
+@runtime_checkable
+class AuditableEventStore(EventStore, Protocol):
+    """An event store that can read all its events as stored, in one pass."""
+
+    def audit_events(self) -> Iterator[list[StoredEvent]]:
+        """Every event of the store, in non-empty batches, with bounded memory. The events of
+        one aggregate come one after another, in ascending version order (a duplicated version
+        once per stored copy); aggregates come in any order. Items that are not events of this
+        store at all (no aggregate id, no integer version) are not yielded. Closing the
+        iterator releases what the read holds."""
+        ...
+
+
 MAX_IN_FLIGHT = 256
 """The most publish calls a channel may have in flight (a pour runs each on its own thread)."""
 

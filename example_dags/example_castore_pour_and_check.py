@@ -1,20 +1,23 @@
 """Chained: pour a store's events, wait until the consumers drained the queue, then check.
 
 A projection consumer listens on the SQS queue of the ``castore_message_channel_default``
-connection and writes one row per event it handles into a projection table of the
-PostgreSQL database behind ``castore_event_store_default``. This DAG rebuilds the
-projection: it pours every event of the store, waits (deferred, in the triggerer) until the
-queue holds no visible, in-flight or delayed message for several readings in a row, then
-compares the number of events poured (the pour's XCom) with the rows the consumer reports.
+connection and writes one row per event it handles (its ``messageId``) into a projection
+table of the database behind the ``castore_projection_db`` connection (a common.sql
+connection: Postgres here). This DAG rebuilds the projection: it pours every event of the
+store, waits (deferred, in the triggerer) until the queue holds no visible, in-flight or
+delayed message for several readings in a row, then checks the projection with the common.sql
+provider's operators: one row per poured event (the pour's XCom count, templated into the
+check), no null and no duplicated message id.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from airflow.providers.common.sql.operators.sql import (
+    SQLColumnCheckOperator,
+    SQLTableCheckOperator,
+)
+from airflow.sdk import DAG, Param
 
-from airflow.sdk import DAG, Param, task
-
-from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
 from airflow_provider_castore_dam.operators import PourEventStoreEventsOperator
 from airflow_provider_castore_dam.sensors.drain import MessageChannelDrainedSensor
 
@@ -48,25 +51,30 @@ with DAG(
     )
     # [END howto_sensor_message_channel_drained]
 
-    @task
-    def check_projection(pour_result: dict[str, Any], projection_table: str) -> dict[str, int]:
-        """Fails unless the consumer wrote one projection row per poured event."""
-        import psycopg
-        from psycopg import sql
+    # [START howto_sql_checks_after_a_pour]
+    rows_check = SQLTableCheckOperator(
+        task_id="check_projection_rows",
+        conn_id="castore_projection_db",
+        table="{{ params.projection_table }}",
+        checks={
+            "one_row_per_poured_event": {
+                "check_statement": (
+                    "COUNT(*) = {{ ti.xcom_pull(task_ids='pour_events')['poured_event_count'] }}"
+                )
+            }
+        },
+    )
+    columns_check = SQLColumnCheckOperator(
+        task_id="check_projection_columns",
+        conn_id="castore_projection_db",
+        table="{{ params.projection_table }}",
+        column_mapping={
+            "message_id": {"null_check": {"equal_to": 0}, "unique_check": {"equal_to": 0}}
+        },
+    )
+    # [END howto_sql_checks_after_a_pour]
 
-        conninfo = CastoreEventStoreHook().postgres_conninfo()
-        with psycopg.connect(conninfo) as connection:
-            query = sql.SQL("SELECT count(*) FROM {}").format(
-                sql.Identifier(*projection_table.split("."))
-            )
-            row = connection.execute(query).fetchone()
-        projected = int(row[0]) if row else 0
-        poured = int(pour_result["poured_event_count"])
-        if projected != poured:
-            raise ValueError(f"{poured} events poured but the projection has {projected} rows")
-        return {"poured": poured, "projected": projected}
-
-    pour >> drained >> check_projection(pour.output, "{{ params.projection_table }}")
+    pour >> drained >> [rows_check, columns_check]
 
 if __name__ == "__main__":
     dag.test()

@@ -57,6 +57,34 @@ class CastoreEventStoreHook(BaseHook):
         _check_event_store_id(event_store_id)
         return _STORE_KINDS[self.kind](self, event_store_id)
 
+    def list_event_store_ids(self) -> list[str]:
+        """Every event store id the connection's storage holds, sorted. A legacy DynamoDB
+        connection (one table per store) cannot tell: name its stores instead."""
+        kind = self.kind
+        if kind == "postgres":
+            from airflow_provider_castore_dam.stores.postgres.store_ids import (
+                list_event_store_ids as postgres_store_ids,
+            )
+
+            return postgres_store_ids(
+                self.postgres_conninfo(), self.fields.text("table") or "event"
+            )
+        if kind == "dynamodb-single-table":
+            from airflow_provider_castore_dam.stores.dynamodb.store_ids import (
+                list_event_store_ids as dynamodb_store_ids,
+            )
+
+            table: str = self.fields.required("table", "(the DynamoDB table name)")
+            return dynamodb_store_ids(aws_client(self.fields, "dynamodb"), table)
+        if kind == "in-memory-demo":
+            from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
+
+            return sorted(DEMO_EVENTS)
+        raise InvalidPourInputError(
+            f"connection {self.castore_event_store_conn_id!r} of kind {kind} keeps each event "
+            "store in its own table: name the event stores (event_store_ids)"
+        )
+
     def _postgres_store(self, event_store_id: str) -> EventStore:
         conninfo = self.postgres_conninfo()
         from airflow_provider_castore_dam.stores.postgres import PostgresEventStore

@@ -1,5 +1,6 @@
-"""Airflow operators, one per pour utility."""
+"""Airflow operators: one per pour utility, and the checks that follow pours."""
 
+from airflow_provider_castore_dam.operators.integrity import CheckEventStoreIntegrityOperator
 from airflow_provider_castore_dam.operators.pour import (
     PourAggregateEventsOperator,
     PourEventStoreAggregateIdsOperator,
@@ -8,6 +9,7 @@ from airflow_provider_castore_dam.operators.pour import (
 )
 
 __all__ = [
+    "CheckEventStoreIntegrityOperator",
     "PourAggregateEventsOperator",
     "PourEventStoreAggregateIdsOperator",
     "PourEventStoreCollectionEventsOperator",

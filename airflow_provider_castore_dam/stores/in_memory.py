@@ -18,6 +18,7 @@ from airflow_provider_castore_dam.protocols import (
     EventDetail,
     ScannedAggregate,
     ScannedBatch,
+    StoredEvent,
 )
 from airflow_provider_castore_dam.timestamps import normalize_timestamp
 
@@ -125,6 +126,22 @@ class InMemoryEventStore:
         if reverse:
             events.reverse()
         return deepcopy(events[:limit])
+
+    def audit_events(self) -> Iterator[list[StoredEvent]]:
+        """Every event by aggregate id and version, ``default_page_size`` at a time; every
+        aggregate is listed."""
+        stored = [
+            StoredEvent(
+                aggregate_id,
+                event["version"],
+                event["type"] if isinstance(event["type"], str) else None,
+                event["timestamp"],
+            )
+            for aggregate_id in sorted(self._events)
+            for event in self._events[aggregate_id]
+        ]
+        for start in range(0, len(stored), self._default_page_size):
+            yield stored[start : start + self._default_page_size]
 
 
 class InMemoryScanningEventStore(InMemoryEventStore):

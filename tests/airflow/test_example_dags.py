@@ -151,28 +151,23 @@ def test_manual_backfill_with_params(airflow_db, demo_store, aws, monkeypatch, d
         ) == sorted((store_id, e["aggregateId"], e["version"]) for store_id, e in expected)
 
 
-def test_pour_then_wait_for_the_consumer_then_check(airflow_db, demo_store, aws, monkeypatch):
-    sqs = aws.client("sqs")
-    queue_url = sqs.create_queue(QueueName="projection")["QueueUrl"]
-    set_connection(
-        monkeypatch,
-        "castore_message_channel_default",
-        **message_channel_connection("sqs", queue_url=queue_url),
-    )
-    with psycopg.connect(demo_store, autocommit=True) as connection:
-        connection.execute("CREATE TABLE projection_event (message_id text PRIMARY KEY)")
+def run_pour_and_check(demo_store, sqs, queue_url, *, duplicate: str | None = None):
+    """The DAG run, with a consumer that starts after a delay (so the sensor has to wait for
+    it) and writes one projection row per message; it writes ``duplicate``'s row twice."""
     drained_at: list[float] = []
     stop = threading.Event()
 
     def consumer():
-        """Starts after a delay, so the sensor has to wait for it; writes one row per message."""
         time.sleep(3)
         with psycopg.connect(demo_store, autocommit=True) as connection:
             while not stop.is_set():
                 messages = receive_all(sqs, queue_url)
                 for message in messages:
                     message_id = message["MessageAttributes"]["messageId"]["StringValue"]
-                    connection.execute("INSERT INTO projection_event VALUES (%s)", (message_id,))
+                    for _ in range(2 if message_id == duplicate else 1):
+                        connection.execute(
+                            "INSERT INTO projection_event VALUES (%s)", (message_id,)
+                        )
                 if messages:
                     drained_at.append(time.monotonic())
                 time.sleep(0.2)
@@ -189,14 +184,64 @@ def test_pour_then_wait_for_the_consumer_then_check(airflow_db, demo_store, aws,
     finally:
         stop.set()
         thread.join()
+    assert drained_at and drained_at[-1] < finished
+    return dag_run
+
+
+@pytest.fixture
+def projection(demo_store, aws, monkeypatch):
+    """The queue behind castore_message_channel_default and the projection table behind
+    castore_projection_db (a Postgres connection, as common.sql's checks want)."""
+    sqs = aws.client("sqs")
+    queue_url = sqs.create_queue(QueueName="projection")["QueueUrl"]
+    set_connection(
+        monkeypatch,
+        "castore_message_channel_default",
+        **message_channel_connection("sqs", queue_url=queue_url),
+    )
+    params = conninfo_to_dict(demo_store)
+    set_connection(
+        monkeypatch,
+        "castore_projection_db",
+        conn_type="postgres",
+        host=params["host"],
+        port=int(params.get("port", 5432)),
+        login=params.get("user"),
+        schema=params["dbname"],
+    )
+    with psycopg.connect(demo_store, autocommit=True) as connection:
+        connection.execute("CREATE TABLE projection_event (message_id text)")
+    return sqs, queue_url
+
+
+def task_states(dag_run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+def test_pour_then_wait_for_the_consumer_then_check(airflow_db, demo_store, projection):
+    sqs, queue_url = projection
+
+    dag_run = run_pour_and_check(demo_store, sqs, queue_url)
 
     assert dag_run.state == "success"
     assert xcom(dag_run, "pour_events")["poured_event_count"] == 6
-    assert xcom(dag_run, "check_projection") == {"poured": 6, "projected": 6}
     assert xcom(dag_run, "wait_until_drained") == {
         queue_url: {"visible": 0, "in_flight": 0, "delayed": 0}
     }
-    assert drained_at and drained_at[-1] < finished
+    assert task_states(dag_run)["check_projection_rows"] == "success"
+    assert task_states(dag_run)["check_projection_columns"] == "success"
+
+
+def test_the_sql_checks_fail_on_a_projection_that_is_off_by_one(airflow_db, demo_store, projection):
+    sqs, queue_url = projection
+
+    dag_run = run_pour_and_check(demo_store, sqs, queue_url, duplicate="POKEMONS#pikachu1#2")
+
+    assert dag_run.state == "failed"
+    states = task_states(dag_run)
+    assert states["pour_events"] == "success"
+    assert states["check_projection_rows"] == "failed"  # 7 rows for 6 poured events
+    assert states["check_projection_columns"] == "failed"  # a message id twice
 
 
 @pytest.mark.parametrize(
@@ -316,3 +361,25 @@ def test_partitioned_backfill_pours_each_event_once(airflow_db, demo_store, aws,
     mapped = [t for t in dag_run.get_task_instances() if t.task_id == "pour_events.pour_partition"]
     assert sorted(t.map_index for t in mapped) == list(range(8))
     assert all(t.state == "success" for t in mapped)
+
+
+def test_integrity_audit_passes_on_a_clean_store_and_fails_on_defects(airflow_db, demo_store):
+    dag = load_dag("example_castore_integrity_audit")
+
+    clean = dag.test()
+
+    assert clean.state == "success"
+    result = xcom(clean, "check_integrity")
+    assert sorted(result["stores"]) == sorted(DEMO_EVENTS)
+    assert result["defect_count"] == 0
+    for store_id, events in DEMO_EVENTS.items():
+        assert result["stores"][store_id]["event_count"] == len(events)
+
+    with psycopg.connect(demo_store, autocommit=True) as connection:
+        connection.execute(
+            "DELETE FROM event WHERE aggregate_name = 'POKEMONS' AND aggregate_id = 'pikachu1' "
+            "AND version = 2"
+        )
+    defective = dag.test()
+
+    assert defective.state == "failed"

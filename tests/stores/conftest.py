@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from psycopg import sql
 
 from tests.stores.castore_tables import Table
 
@@ -29,3 +30,20 @@ def make_table(postgres_session_database: str) -> Iterator[Any]:
 @pytest.fixture
 def table(make_table: Any) -> Table:
     return make_table()
+
+
+@pytest.fixture
+def loose_table(make_table: Any) -> Table:
+    """A table in Castore's layout but without its constraints (no UNIQUE, every column but
+    ``id`` nullable, no index), so that it can hold what Castore's table refuses."""
+    table = make_table(indexes=False)
+    table.execute(
+        sql.SQL("ALTER TABLE {} {}").format(
+            sql.Identifier(table.name),
+            sql.SQL(", ").join(
+                sql.SQL("ALTER COLUMN {} DROP NOT NULL").format(sql.Identifier(column))
+                for column in ("aggregate_name", "aggregate_id", "version", "type", "timestamp")
+            ),
+        )
+    )
+    return table

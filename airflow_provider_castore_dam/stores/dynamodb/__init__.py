@@ -18,8 +18,10 @@ engine pours it through its merge path. For that path the store can fetch severa
 events concurrently: :meth:`DynamoDBEventStore.prefetch_events`, the optional hook described by
 :class:`~airflow_provider_castore_dam.protocols.PrefetchingEventStore`.
 :class:`DynamoDBTableScanEventStore` adds a time-ordered scan, from a parallel scan of the table.
+Both read every item as stored for the integrity check (``audit_events``, :mod:`.audit`).
 
-Modules: :mod:`.store` (the public store), :mod:`.scan` (the table scan store), :mod:`.table`
+Modules: :mod:`.store` (the public store), :mod:`.scan` (the table scan store),
+:mod:`.parallel_scan` (the parallel ``Scan`` and its sort), :mod:`.audit`, :mod:`.table`
 (requests, retries and error wording), :mod:`.layout` (Castore's layouts and the table check),
 :mod:`.store_table` (one event store within its table), :mod:`.listing` (aggregates from the
 index), :mod:`.page_tokens`, :mod:`.events` (one aggregate's events, prefetching), :mod:`.items`
@@ -35,10 +37,12 @@ except ImportError as _missing:  # pragma: no cover - depends on the installed e
     ) from _missing
 
 from airflow_provider_castore_dam.stores.dynamodb.layout import DEFAULT_GSI_NAME, LAYOUTS, Layout
-from airflow_provider_castore_dam.stores.dynamodb.scan import (
-    DEFAULT_SCAN_BATCH_SIZE,
+from airflow_provider_castore_dam.stores.dynamodb.parallel_scan import (
     DEFAULT_SCAN_PAGE_ITEMS,
     DEFAULT_SCAN_SEGMENTS,
+)
+from airflow_provider_castore_dam.stores.dynamodb.scan import (
+    DEFAULT_SCAN_BATCH_SIZE,
     DynamoDBTableScanEventStore,
 )
 from airflow_provider_castore_dam.stores.dynamodb.store import (

@@ -31,6 +31,15 @@ def _number(text: str) -> int | float:
     return float(number)
 
 
+def positive_integer(text: Any) -> int | None:
+    """The value of a DynamoDB number's text if it is a positive integer, else None."""
+    try:
+        number = _number(text)
+    except (ValueError, TypeError, InvalidOperation):
+        return None
+    return number if isinstance(number, int) and number >= 1 else None
+
+
 def _binary(raw: Any) -> str:
     """Base64 text of a binary value: botocore gives bytes, the raw response JSON
     (:mod:`.raw_items`) already base64 text."""
@@ -128,11 +137,8 @@ class EventItems:
 
     def _version(self, item: Mapping[str, Any]) -> int:
         raw = self.attribute(item, "version", "N")
-        try:
-            version = _number(raw)
-        except (ValueError, InvalidOperation):
-            version = 0
-        if not isinstance(version, int) or version < 1:
+        version = positive_integer(raw)
+        if version is None:
             raise EventStoreError(
                 f"item {self._key(item)} of {self._table.where()} has version {raw!r}, "
                 "not a positive integer"

@@ -1,12 +1,13 @@
 """A DynamoDB event store that streams its events in pour order by scanning its table.
 
 The merge path reads a DynamoDB store with at least one ``Query`` per aggregate: thousands of
-small requests, each charged at least half a read unit. A parallel ``Scan`` reads the same
-items with one request per ``scan_page_items`` items (``scan_segments`` requests in flight),
-which is what DynamoDB serves fastest and cheapest. Scanned items come in no useful order, so
-they are sorted twice with bounded memory (:mod:`.external_sort`): by aggregate and version,
-to give each event its pour timestamp (the latest timestamp of its aggregate so far, for clock
-skew), then in pour order.
+small requests, each charged at least half a read unit. A parallel ``Scan``
+(:mod:`.parallel_scan`) reads the same items with one request per ``scan_page_items`` items
+(``scan_segments`` requests in flight), which is what DynamoDB serves fastest and cheapest.
+Scanned items come in no useful order, so they are sorted twice with bounded memory
+(:mod:`~airflow_provider_castore_dam.stores.external_sort`): by aggregate and version, to give
+each event its pour timestamp (the latest timestamp of its aggregate so far, for clock skew),
+then in pour order.
 
 A scan reads the whole table: every event store of a single table. When the store to pour is
 a small share of a shared table, the merge path (:class:`DynamoDBEventStore`) reads less.
@@ -19,24 +20,23 @@ one batch. Events beyond a run are spilled to temporary files (about the size of
 from __future__ import annotations
 
 import itertools
-import queue
-import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from airflow_provider_castore_dam.partitions import Partition
 from airflow_provider_castore_dam.protocols import EventDetail, ScannedBatch, ScannedEvent
 from airflow_provider_castore_dam.stores.dynamodb.arguments import check_positive, timestamp_bound
-from airflow_provider_castore_dam.stores.dynamodb.raw_items import raw_items
+from airflow_provider_castore_dam.stores.dynamodb.parallel_scan import (
+    DEFAULT_SCAN_PAGE_ITEMS,
+    DEFAULT_SCAN_SEGMENTS,
+    PageDecoder,
+    ScanSettings,
+    scan_items,
+)
 from airflow_provider_castore_dam.stores.dynamodb.store import DynamoDBEventStore
-from airflow_provider_castore_dam.stores.external_sort import RUN_ITEMS, external_sort
+from airflow_provider_castore_dam.stores.external_sort import RUN_ITEMS
 
-DEFAULT_SCAN_SEGMENTS = 4
-DEFAULT_SCAN_PAGE_ITEMS = 1000
 DEFAULT_SCAN_BATCH_SIZE = 500
-
-_SEGMENT_DONE = object()
 
 
 class DynamoDBTableScanEventStore(DynamoDBEventStore):
@@ -70,11 +70,10 @@ class DynamoDBTableScanEventStore(DynamoDBEventStore):
             run_events=run_events,
         )
         super().__init__(event_store_id, table_name, **options)
-        self._scan_segments = scan_segments
-        self._scan_page_items = scan_page_items
+        self._scan_settings = ScanSettings(
+            scan_segments, scan_page_items, run_events, spill_directory
+        )
         self._scan_batch_size = scan_batch_size
-        self._run_events = run_events
-        self._spill_directory = spill_directory
 
     def __repr__(self) -> str:
         return (
@@ -97,90 +96,25 @@ class DynamoDBTableScanEventStore(DynamoDBEventStore):
         start = timestamp_bound(from_timestamp, "from_timestamp", round_up=True)
         end = timestamp_bound(to_timestamp, "to_timestamp")
         self._store_table.layout_check.ensure()
-        by_version = self._sorted(self._scanned_events(partition), key=_version_key)
+        settings = self._scan_settings
+        scanned_events = scan_items(self._store_table, settings, self._decoder(partition))
+        by_version = settings.sorted(scanned_events, key=_version_key)
         in_range = (
             scanned
             for scanned in _with_pour_timestamps(by_version)
             if (start is None or scanned.pour_timestamp >= start)
             and (end is None or scanned.pour_timestamp <= end)
         )
-        in_order = self._sorted(in_range, key=_pour_key)
+        in_order = settings.sorted(in_range, key=_pour_key)
         while batch := ScannedBatch.of(itertools.islice(in_order, self._scan_batch_size)):
             yield batch
 
-    def _sorted(self, items: Any, key: Any) -> Iterator[Any]:
-        return external_sort(
-            items, key, run_items=self._run_events, directory=self._spill_directory
-        )
-
-    # ----------------------------------------------------------------- the parallel scan
-
-    def _scanned_events(self, partition: Partition | None) -> Iterator[EventDetail]:
-        """The store's events (of ``partition`` only, when given) in no particular order:
-        pages of the scan segments as they come.
-
-        Segment threads hand decoded pages over a bounded queue, so a slow consumer holds
-        them back; closing this iterator stops them."""
-        pages: queue.Queue[Any] = queue.Queue(maxsize=self._scan_segments)
-        stopped = threading.Event()
-
-        def hand_over(item: Any) -> bool:
-            while not stopped.is_set():
-                try:
-                    pages.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def scan_segment(segment: int) -> None:
-            try:
-                for page in self._segment_pages(segment):
-                    if partition is not None:
-                        page = [e for e in page if partition.contains(e["aggregateId"])]
-                    if not hand_over(page):
-                        return
-            except BaseException as error:
-                hand_over(error)
-                return
-            hand_over(_SEGMENT_DONE)
-
-        pool = ThreadPoolExecutor(self._scan_segments, thread_name_prefix="castore-dynamodb-scan")
-        try:
-            for segment in range(self._scan_segments):
-                pool.submit(scan_segment, segment)
-            running = self._scan_segments
-            while running:
-                item = pages.get()
-                if item is _SEGMENT_DONE:
-                    running -= 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield from item
-        finally:
-            stopped.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-
-    def _segment_pages(self, segment: int) -> Iterator[list[EventDetail]]:
-        request: dict[str, Any] = {
-            "TableName": self._store_table.table.name,
-            "Segment": segment,
-            "TotalSegments": self._scan_segments,
-            "Limit": self._scan_page_items,
-            "ConsistentRead": self._store_table.table.consistent_read,
-        }
-        if self._store_table.keys.prefix:
-            request["FilterExpression"] = "begins_with(#id, :prefix)"
-            request["ExpressionAttributeNames"] = {"#id": "aggregateId"}
-            request["ExpressionAttributeValues"] = {":prefix": {"S": self._store_table.keys.prefix}}
-        while True:
-            with raw_items(self._store_table.table.client):
-                response = self._store_table.table.call("Scan", request)
-            yield [self._store_table.items.event(item) for item in response.get("Items", [])]
-            if not response.get("LastEvaluatedKey"):
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    def _decoder(self, partition: Partition | None) -> PageDecoder[EventDetail]:
+        event = self._store_table.items.event
+        if partition is None:
+            return lambda items: [event(item) for item in items]
+        contains = partition.contains
+        return lambda items: [e for e in map(event, items) if contains(e["aggregateId"])]
 
 
 def _version_key(event: EventDetail) -> tuple[str, int]:

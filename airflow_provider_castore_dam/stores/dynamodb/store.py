@@ -3,21 +3,23 @@ its layout check, the aggregate listing and the event reads."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from airflow_provider_castore_dam.errors import EventStoreError
-from airflow_provider_castore_dam.protocols import AggregateIdsPage, EventDetail
+from airflow_provider_castore_dam.protocols import AggregateIdsPage, EventDetail, StoredEvent
 from airflow_provider_castore_dam.retry import RetryPolicy
 from airflow_provider_castore_dam.stores.dynamodb.arguments import (
     check_positive,
     positive,
     timestamp_bound,
 )
+from airflow_provider_castore_dam.stores.dynamodb.audit import audit
 from airflow_provider_castore_dam.stores.dynamodb.events import AggregateEvents, EventsRequest
 from airflow_provider_castore_dam.stores.dynamodb.layout import DEFAULT_GSI_NAME, LAYOUTS, Layout
 from airflow_provider_castore_dam.stores.dynamodb.listing import AggregateListing
 from airflow_provider_castore_dam.stores.dynamodb.page_tokens import decode_page_token
+from airflow_provider_castore_dam.stores.dynamodb.parallel_scan import ScanSettings
 from airflow_provider_castore_dam.stores.dynamodb.store_table import StoreTable
 from airflow_provider_castore_dam.stores.dynamodb.table import Table, make_client
 
@@ -98,6 +100,7 @@ class DynamoDBEventStore:
         self._events = AggregateEvents(
             self._store_table, max_workers=max_workers, prefetch_capacity=prefetch_capacity
         )
+        self._scan_settings = ScanSettings()
 
     @property
     def event_store_id(self) -> str:
@@ -180,6 +183,17 @@ class DynamoDBEventStore:
             (aggregate_id, min_version, max_version, limit, reverse)
             for aggregate_id in aggregate_ids
         )
+
+    def audit_events(self) -> Iterator[list[StoredEvent]]:
+        """Every item of the store as stored, for the integrity check (see
+        :class:`~airflow_provider_castore_dam.protocols.AuditableEventStore`): a parallel
+        scan of the table, sorted by aggregate and version with bounded memory (the scan
+        settings of :class:`DynamoDBTableScanEventStore`, its defaults here).
+
+        ``type`` and ``timestamp`` are the items' ``S`` values (None when absent or of
+        another type), timestamps as stored; a version-1 item is ``listed`` when it has the
+        keys of the store's partition of the ``initialEvents`` index."""
+        return audit(self._store_table, self._scan_settings)
 
     def close(self) -> None:
         """Stop the prefetch threads and forget prefetched results (the client stays usable)."""

@@ -13,6 +13,8 @@ queries it runs and where it differs from Castore.
   on the same snapshot finds the earliest such event, and the scan switches to a windowed
   query from there on (:mod:`.clock_skew`, :mod:`.scan_queries`). Stores that share a table
   can be scanned by one query (:mod:`.joint_scan`).
+- :meth:`PostgresEventStore.audit_events` streams every row as stored, by aggregate and
+  version, for the integrity check (:mod:`.audit`).
 - Timestamps are formatted by PostgreSQL in UTC, whatever the session time zone; identifiers
   are always quoted; every connection is read-only (:mod:`.layout`, :mod:`.connection`).
 - Transient errors (a dropped or refused connection, a server restarting, too many clients,

@@ -22,9 +22,11 @@ from airflow_provider_castore_dam.protocols import (
     JointScanBatch,
     ScannedBatch,
     ScannedEvent,
+    StoredEvent,
 )
 from airflow_provider_castore_dam.retry import RetryPolicy
 from airflow_provider_castore_dam.stores.postgres.aggregate import aggregate_events
+from airflow_provider_castore_dam.stores.postgres.audit import audit
 from airflow_provider_castore_dam.stores.postgres.connection import Connections, build_conninfo
 from airflow_provider_castore_dam.stores.postgres.event_table import EventTable
 from airflow_provider_castore_dam.stores.postgres.joint_scan import joint_scan
@@ -305,6 +307,16 @@ class PostgresEventStore:
         )
         end = None if to_timestamp is None else normalize_timestamp(to_timestamp, "to_timestamp")
         return scan(replace(self._ready(), partition=partition), start, end)
+
+    def audit_events(self) -> Generator[list[StoredEvent], None, None]:
+        """Every row of the store as stored, for the integrity check (see
+        :class:`~airflow_provider_castore_dam.protocols.AuditableEventStore`), by aggregate
+        and version, streamed by one query; rows without an aggregate id or a version are
+        left out. An empty or NULL ``type`` is None, a NULL timestamp None.
+
+        The store is checked before this returns; the read holds one connection until it is
+        exhausted or closed. It is not retried: a transient error fails it."""
+        return audit(self._ready())
 
     @property
     def lists_beside_scans(self) -> bool:
