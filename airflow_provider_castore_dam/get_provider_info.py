@@ -137,7 +137,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Castore",
-                "python-modules": [f"{_PACKAGE}.operators.pour", f"{_PACKAGE}.operators.integrity"],
+                "python-modules": [
+                    f"{_PACKAGE}.operators.pour",
+                    f"{_PACKAGE}.operators.integrity",
+                    f"{_PACKAGE}.operators.reconcile",
+                ],
             }
         ],
         "sensors": [

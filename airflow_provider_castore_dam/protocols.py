@@ -22,6 +22,18 @@ Message = dict[str, Any]
 """A Castore message: ``{"eventStoreId", "event"}`` (notification) or
 ``{"eventStoreId", "aggregateId", "initialEventTimestamp"}`` (aggregate exists)."""
 
+MessageKey = tuple[str, str, "int | None"]
+"""What names a message: (event store id, aggregate id, version), with no version (None) for an
+aggregate-exists message."""
+
+
+def message_key(message: Message) -> MessageKey:
+    """The key of a notification or aggregate-exists message."""
+    event = message.get("event")
+    if event is None:
+        return message["eventStoreId"], message["aggregateId"], None
+    return message["eventStoreId"], event["aggregateId"], event["version"]
+
 
 class ScannedAggregate(TypedDict):
     aggregate_id: str

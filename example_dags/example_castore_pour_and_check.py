@@ -5,9 +5,12 @@ connection and writes one row per event it handles (its ``messageId``) into a pr
 table of the database behind the ``castore_projection_db`` connection (a common.sql
 connection: Postgres here). This DAG rebuilds the projection: it pours every event of the
 store, waits (deferred, in the triggerer) until the queue holds no visible, in-flight or
-delayed message for several readings in a row, then checks the projection with the common.sql
-provider's operators: one row per poured event (the pour's XCom count, templated into the
-check), no null and no duplicated message id.
+delayed message for several readings in a row, then reconciles the pour with its source (a dry
+run of the same pour: counts and digests per store, see docs/verification.md) and checks the
+projection with the common.sql provider's operators: one row per poured event (the pour's XCom
+count, templated into the check), no null and no duplicated message id. The store must not
+change between the pour and the reconciliation: for a store still written, give the pour a
+``filters.to`` bound.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from airflow.providers.common.sql.operators.sql import (
 )
 from airflow.sdk import DAG, Param
 
-from airflow_provider_castore_dam.operators import PourEventStoreEventsOperator
+from airflow_provider_castore_dam.operators import (
+    PourEventStoreEventsOperator,
+    ReconcilePourOperator,
+)
 from airflow_provider_castore_dam.sensors.drain import MessageChannelDrainedSensor
 
 with DAG(
@@ -51,6 +57,14 @@ with DAG(
     )
     # [END howto_sensor_message_channel_drained]
 
+    # [START howto_operator_reconcile_pour]
+    reconcile = ReconcilePourOperator(
+        task_id="reconcile",
+        pour_result=pour.output,  # the pour's XCom: its counts and digest
+        event_store_conn_id="castore_event_store_default",
+    )
+    # [END howto_operator_reconcile_pour]
+
     # [START howto_sql_checks_after_a_pour]
     rows_check = SQLTableCheckOperator(
         task_id="check_projection_rows",
@@ -74,7 +88,7 @@ with DAG(
     )
     # [END howto_sql_checks_after_a_pour]
 
-    pour >> drained >> [rows_check, columns_check]
+    pour >> drained >> reconcile >> [rows_check, columns_check]
 
 if __name__ == "__main__":
     dag.test()

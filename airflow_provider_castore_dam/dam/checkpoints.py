@@ -9,7 +9,8 @@ later place in the pour order (see :mod:`.in_flight`):
   ``{"pour_timestamp", "aggregate_id", "version"}`` for the event pours,
   ``{"initial_event_timestamp", "aggregate_id"}`` for aggregate ids, ``{"version"}`` for one
   aggregate's events.
-- ``result``: the pour's result up to that point (counts, first and last poured...).
+- ``result``: the pour's result up to that point (counts, first and last poured, and the
+  digest of the confirmed messages, which a resumed pour continues: :mod:`.digest`).
 
 Resuming pours only what comes after each store's position, so a crash re-publishes at most
 the channel's ``max_in_flight`` publish calls (one with calls one at a time): at-least-once.
@@ -21,6 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypedDict
 
+from airflow_provider_castore_dam.dam.digest import Digest, parse_store_digests
 from airflow_provider_castore_dam.dam.inputs import parse_rate_limit
 from airflow_provider_castore_dam.dam.pourer import MessagePourer
 from airflow_provider_castore_dam.dam.progress import PourProgress
@@ -32,7 +34,7 @@ from airflow_provider_castore_dam.protocols import (
     ScanPosition,
 )
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 
 
 class Checkpoint(TypedDict):
@@ -51,10 +53,15 @@ def parse_checkpoint(value: object, utility: str, inputs: Mapping[str, Any]) -> 
     """``value`` checked as a checkpoint of this very pour; ``None`` stays ``None``."""
     if value is None:
         return None
-    if not isinstance(value, Mapping) or value.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(value, Mapping):
         raise InvalidPourInputError(
             f"checkpoint must be a dict saved by this version of the engine (format "
             f"{CHECKPOINT_FORMAT}), not {_shown(value)}"
+        )
+    if value.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointMismatchError(
+            f"checkpoint was saved by another version of the engine (format "
+            f"{value.get('format')!r}, not {CHECKPOINT_FORMAT}): it cannot resume this pour"
         )
     for name, kind in (("utility", str), ("inputs", dict), ("positions", dict), ("result", dict)):
         if not isinstance(value.get(name), kind):
@@ -275,9 +282,19 @@ def start_pour(
         parse_rate_limit(rate_limit),
         progress,
         already_poured=resumed_result(resumed, POURED_COUNT[utility], 0),
+        digest=_digest_to_continue(resumed, inputs),
         on_confirmed=None if ledger is None else ledger.confirmed,
     )
     return ResumablePour(pourer, resumed, ledger)
+
+
+def _digest_to_continue(resumed: Checkpoint | None, inputs: Mapping[str, Any]) -> Digest:
+    """The resumed pour's digest, or an empty one for the pour's stores."""
+    if resumed is None:
+        return Digest(inputs.get("event_store_ids") or [inputs["event_store_id"]])
+    saved = resumed["result"].get("digest")
+    stores = saved.get("event_stores") if isinstance(saved, Mapping) else None
+    return Digest.of(parse_store_digests(stores, "checkpoint digest"))
 
 
 def resumed_result(resumed: Checkpoint | None, name: str, default: Any = None) -> Any:

@@ -11,6 +11,7 @@ from airflow_provider_castore_dam.dam.checkpoints import (
     version_position,
 )
 from airflow_provider_castore_dam.dam.collector import fewer_collections
+from airflow_provider_castore_dam.dam.digest import pour_digest
 from airflow_provider_castore_dam.dam.inputs import (
     parse_aggregate_id,
     parse_event_store,
@@ -23,6 +24,8 @@ from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.reading import iter_aggregate_events
 from airflow_provider_castore_dam.dam.results import AggregateEventsPourResult
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
+
+UTILITY = "pour_aggregate_events"
 
 
 def pour_aggregate_events(
@@ -56,7 +59,7 @@ def pour_aggregate_events(
         "filters": time_range.as_json(),
     }
     pourer, resumed, ledger = start_pour(
-        "pour_aggregate_events",
+        UTILITY,
         inputs,
         message_channel,
         rate_limit,
@@ -80,6 +83,7 @@ def pour_aggregate_events(
             "last_poured_event": resumed_result(resumed, "last_poured_event")
             if last is None
             else last["event"],
+            "digest": pour_digest(UTILITY, inputs, pourer.digest),
         }
 
     with interrupted_by_channel(result), fewer_collections(), pourer:

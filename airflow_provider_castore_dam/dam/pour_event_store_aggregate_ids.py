@@ -12,6 +12,7 @@ from airflow_provider_castore_dam.dam.checkpoints import (
     start_pour,
 )
 from airflow_provider_castore_dam.dam.collector import fewer_collections
+from airflow_provider_castore_dam.dam.digest import pour_digest
 from airflow_provider_castore_dam.dam.inputs import (
     parse_event_store,
     parse_list_aggregate_ids_options,
@@ -26,6 +27,8 @@ from airflow_provider_castore_dam.dam.results import (
     record_scanned,
 )
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
+
+UTILITY = "pour_event_store_aggregate_ids"
 
 
 def pour_event_store_aggregate_ids(
@@ -50,7 +53,7 @@ def pour_event_store_aggregate_ids(
     store_id = event_store.event_store_id
     inputs = {"event_store_id": store_id, "options": asdict(list_options)}
     pourer, resumed, ledger = start_pour(
-        "pour_event_store_aggregate_ids",
+        UTILITY,
         inputs,
         message_channel,
         rate_limit,
@@ -70,7 +73,11 @@ def pour_event_store_aggregate_ids(
         list_options = replace(list_options, initial_event_after=position[0])
 
     def result() -> AggregateIdsPourResult:
-        return {"poured_aggregate_id_count": pourer.poured_count, **scan_infos}
+        return {
+            "poured_aggregate_id_count": pourer.poured_count,
+            **scan_infos,
+            "digest": pour_digest(UTILITY, inputs, pourer.digest),
+        }
 
     with interrupted_by_channel(result), fewer_collections(), pourer:
         aggregates = iter_aggregate_ids(event_store, list_options)

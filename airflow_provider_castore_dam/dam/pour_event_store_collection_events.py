@@ -10,6 +10,7 @@ from airflow_provider_castore_dam.dam.checkpoints import (
     start_pour,
 )
 from airflow_provider_castore_dam.dam.collector import fewer_collections
+from airflow_provider_castore_dam.dam.digest import pour_digest
 from airflow_provider_castore_dam.dam.inputs import (
     parse_event_stores,
     parse_filters,
@@ -20,6 +21,8 @@ from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.results import CollectionEventsPourResult
 from airflow_provider_castore_dam.partitions import parse_partition
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
+
+UTILITY = "pour_event_store_collection_events"
 
 
 def pour_event_store_collection_events(
@@ -46,7 +49,7 @@ def pour_event_store_collection_events(
     if in_partition is not None:
         inputs["partition"] = in_partition.as_json()
     pourer, resumed, ledger = start_pour(
-        "pour_event_store_collection_events",
+        UTILITY,
         inputs,
         message_channel,
         rate_limit,
@@ -60,7 +63,11 @@ def pour_event_store_collection_events(
     )
 
     def result() -> CollectionEventsPourResult:
-        return {"poured_event_count": pourer.poured_count, "scans": scans}
+        return {
+            "poured_event_count": pourer.poured_count,
+            "scans": scans,
+            "digest": pour_digest(UTILITY, inputs, pourer.digest),
+        }
 
     with interrupted_by_channel(result), fewer_collections(), closing(batches):
         pour_batches(batches, pourer, ledger)

@@ -10,6 +10,7 @@ from airflow_provider_castore_dam.dam.checkpoints import (
     start_pour,
 )
 from airflow_provider_castore_dam.dam.collector import fewer_collections
+from airflow_provider_castore_dam.dam.digest import pour_digest
 from airflow_provider_castore_dam.dam.inputs import (
     parse_event_store,
     parse_filters,
@@ -20,6 +21,8 @@ from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.results import EventStoreEventsPourResult
 from airflow_provider_castore_dam.partitions import parse_partition
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
+
+UTILITY = "pour_event_store_events"
 
 
 def pour_event_store_events(
@@ -52,7 +55,7 @@ def pour_event_store_events(
     if in_partition is not None:
         inputs["partition"] = in_partition.as_json()
     pourer, resumed, ledger = start_pour(
-        "pour_event_store_events",
+        UTILITY,
         inputs,
         message_channel,
         rate_limit,
@@ -67,7 +70,11 @@ def pour_event_store_events(
     scan_infos = scans[event_store.event_store_id]
 
     def result() -> EventStoreEventsPourResult:
-        return {"poured_event_count": pourer.poured_count, **scan_infos}
+        return {
+            "poured_event_count": pourer.poured_count,
+            **scan_infos,
+            "digest": pour_digest(UTILITY, inputs, pourer.digest),
+        }
 
     with interrupted_by_channel(result), fewer_collections(), closing(batches):
         pour_batches(batches, pourer, ledger)

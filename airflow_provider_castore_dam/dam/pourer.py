@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
+from airflow_provider_castore_dam.dam.digest import Digest
 from airflow_provider_castore_dam.dam.in_flight import InFlightWindow
 from airflow_provider_castore_dam.dam.inputs import parse_message_channel
 from airflow_provider_castore_dam.dam.progress import PourProgress
@@ -54,8 +55,10 @@ class MessagePourer:
     """Collects messages into batches and publishes them as replays, up to the channel's
     ``max_in_flight`` publish calls at once (see :mod:`.in_flight`; 1 when it has none).
 
-    ``poured_count``, ``first_poured`` and ``last_poured`` only reflect messages the channel
-    confirmed; ``poured_count`` starts at ``already_poured`` (a resumed pour's). Whenever the
+    ``poured_count``, ``first_poured``, ``last_poured`` and ``digest`` only reflect messages the
+    channel confirmed; ``poured_count`` starts at ``already_poured`` and ``digest`` at the
+    digest given (a resumed pour's). ``digest`` covers the confirmed prefix of the pour, what a
+    resumed pour never publishes again (see :mod:`.in_flight`). Whenever the
     confirmed prefix of the pour grows, ``on_confirmed`` gets the number of messages it grew
     by. Use it as a context manager: leaving it, even on an error, waits for the calls in
     flight and counts what they confirmed.
@@ -68,6 +71,7 @@ class MessagePourer:
         progress: PourProgress | None = None,
         *,
         already_poured: int = 0,
+        digest: Digest | None = None,
         on_confirmed: Callable[[int], None] | None = None,
     ) -> None:
         self._channel = parse_message_channel(channel)
@@ -81,6 +85,7 @@ class MessagePourer:
             None if in_flight == 1 else InFlightWindow(self._publish, in_flight, self._batch_size)
         )
         self._in_order_count = already_poured
+        self.digest = digest or Digest()
         self._unordered_count = 0
         """Messages confirmed after a failed call: counted, never checkpointed."""
         self.first_poured: Message | None = None
@@ -196,6 +201,7 @@ class MessagePourer:
         if not messages:
             return
         self._in_order_count += len(messages)
+        self.digest.add_messages(messages)
         self.first_poured = self.first_poured or messages[0]
         self.last_poured = messages[-1]
         if self._on_confirmed is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
+from airflow_provider_castore_dam.dam.digest import PourDigest, combined_pour_digest
 from airflow_provider_castore_dam.protocols import EventDetail, ScannedAggregate
 
 
@@ -15,21 +16,25 @@ class ScanInfos(TypedDict):
 
 class AggregateIdsPourResult(ScanInfos):
     poured_aggregate_id_count: int
+    digest: PourDigest
 
 
 class AggregateEventsPourResult(TypedDict):
     poured_event_count: int
     first_poured_event: EventDetail | None
     last_poured_event: EventDetail | None
+    digest: PourDigest
 
 
 class EventStoreEventsPourResult(ScanInfos):
     poured_event_count: int
+    digest: PourDigest
 
 
 class CollectionEventsPourResult(TypedDict):
     poured_event_count: int
     scans: dict[str, ScanInfos]
+    digest: PourDigest
 
 
 def empty_scan_infos() -> ScanInfos:
@@ -44,13 +49,15 @@ def record_scanned(scan_infos: ScanInfos, aggregate: ScannedAggregate) -> None:
 
 def combine_partition_results(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One result for the partitions of one pour (of ``pour_event_store_events`` or
-    ``pour_event_store_collection_events``): counts add up; the first and last scanned
-    aggregates are the earliest and latest by (initial event timestamp, aggregate id)."""
+    ``pour_event_store_collection_events``): counts and digests add up; the first and last
+    scanned aggregates are the earliest and latest by (initial event timestamp, aggregate id)."""
     if not results:
         raise ValueError("no partition results to combine")
     combined: dict[str, Any] = {
         "poured_event_count": sum(int(result["poured_event_count"]) for result in results)
     }
+    if all("digest" in result for result in results):
+        combined["digest"] = combined_pour_digest([result["digest"] for result in results])
     if "scans" in results[0]:
         store_ids = sorted({store_id for result in results for store_id in result["scans"]})
         combined["scans"] = {

@@ -7,6 +7,7 @@ from airflow_provider_castore_dam.operators.pour import (
     PourEventStoreCollectionEventsOperator,
     PourEventStoreEventsOperator,
 )
+from airflow_provider_castore_dam.operators.reconcile import ReconcilePourOperator
 
 __all__ = [
     "CheckEventStoreIntegrityOperator",
@@ -14,4 +15,5 @@ __all__ = [
     "PourEventStoreAggregateIdsOperator",
     "PourEventStoreCollectionEventsOperator",
     "PourEventStoreEventsOperator",
+    "ReconcilePourOperator",
 ]

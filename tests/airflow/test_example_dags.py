@@ -228,6 +228,12 @@ def test_pour_then_wait_for_the_consumer_then_check(airflow_db, demo_store, proj
     assert xcom(dag_run, "wait_until_drained") == {
         queue_url: {"visible": 0, "in_flight": 0, "delayed": 0}
     }
+    reconciliation = xcom(dag_run, "reconcile")
+    assert reconciliation["matches"] is True
+    pokemons = reconciliation["event_stores"]["POKEMONS"]
+    assert pokemons["source"] == pokemons["poured"]
+    assert pokemons["poured"] == xcom(dag_run, "pour_events")["digest"]["event_stores"]["POKEMONS"]
+    assert pokemons["poured"]["count"] == 6
     assert task_states(dag_run)["check_projection_rows"] == "success"
     assert task_states(dag_run)["check_projection_columns"] == "success"
 
@@ -240,6 +246,7 @@ def test_the_sql_checks_fail_on_a_projection_that_is_off_by_one(airflow_db, demo
     assert dag_run.state == "failed"
     states = task_states(dag_run)
     assert states["pour_events"] == "success"
+    assert states["reconcile"] == "success"  # the pour delivered what the store holds
     assert states["check_projection_rows"] == "failed"  # 7 rows for 6 poured events
     assert states["check_projection_columns"] == "failed"  # a message id twice
 

@@ -53,7 +53,16 @@ def test_event_store_events_operator_returns_the_engine_result(demo_connections,
 
     result = operator.execute({})
 
-    assert result == {"poured_event_count": 6, **oracle.scan_infos(DEMO_EVENTS["POKEMONS"])}
+    order = oracle.pour_order({"POKEMONS": DEMO_EVENTS["POKEMONS"]})
+    assert result == {
+        "poured_event_count": 6,
+        **oracle.scan_infos(DEMO_EVENTS["POKEMONS"]),
+        "digest": oracle.digest(
+            "pour_event_store_events",
+            {"event_store_ids": ["POKEMONS"], "filters": {"from": None, "to": None}},
+            oracle.event_keys("POKEMONS", [e for _, e in order]),
+        ),
+    }
     assert json.loads(json.dumps(result)) == result
     assert [m["event"] for m in published()] == [
         e for _, e in oracle.pour_order({"POKEMONS": DEMO_EVENTS["POKEMONS"]})

@@ -214,7 +214,8 @@ def test_a_store_id_instead_of_a_store(trainers, channel, utility):
     ("checkpoint", "fragment"),
     [
         ("{}", "checkpoint must be a dict saved by this version of the engine"),
-        ({"format": 1, "utility": "pour_event_store_events"}, "checkpoint inputs must be a dict"),
+        ({"format": 2, "utility": "pour_event_store_events"}, "checkpoint inputs must be a dict"),
+        ({"format": 1}, "saved by another version of the engine"),
     ],
 )
 @pytest.mark.parametrize("utility", ["aggregate_ids", "aggregate_events", "store_events"])

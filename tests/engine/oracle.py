@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from typing import Any
 
@@ -64,3 +65,32 @@ def scan_infos(events: list[Event], end: str | None = None) -> dict[str, Any]:
         "first_scanned_aggregate": listed[0] if listed else None,
         "last_scanned_aggregate": listed[-1] if listed else None,
     }
+
+
+def _md5(text: str) -> int:
+    return int(hashlib.md5(text.encode()).hexdigest(), 16) | 1
+
+
+def digest(
+    utility: str, inputs: dict[str, Any], keys: list[tuple[str, str, int | None]]
+) -> dict[str, Any]:
+    """The ``digest`` of a pour's result, from the formula of docs/verification.md: per store,
+    the count and the sum of MD5("<n>:<store><aggregate>") * MD5("<version>") mod 2**128."""
+    store_ids = inputs.get("event_store_ids") or [inputs["event_store_id"]]
+    sums = dict.fromkeys(store_ids, 0)
+    counts = dict.fromkeys(store_ids, 0)
+    for store_id, aggregate_id, version in keys:
+        product = _md5(f"{len(store_id)}:{store_id}{aggregate_id}") * _md5(str(version or 0))
+        sums[store_id] = (sums[store_id] + product) % 2**128
+        counts[store_id] += 1
+    return {
+        "utility": utility,
+        "inputs": inputs,
+        "event_stores": {
+            s: {"count": counts[s], "hash": format(sums[s], "032x")} for s in sorted(sums)
+        },
+    }
+
+
+def event_keys(store_id: str, events: list[Event]) -> list[tuple[str, str, int | None]]:
+    return [(store_id, event["aggregateId"], event["version"]) for event in events]

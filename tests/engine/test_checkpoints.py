@@ -162,7 +162,12 @@ def a_checkpoint(**changes):
     ("checkpoint", "error", "fragment"),
     [
         ("resume", InvalidPourInputError, "checkpoint must be a dict saved by this version"),
-        ({"format": 2}, InvalidPourInputError, "format 1"),
+        ({"format": 1}, CheckpointMismatchError, "another version of the engine .format 1, not 2"),
+        (
+            a_checkpoint(result={"poured_event_count": 1}),
+            InvalidPourInputError,
+            "checkpoint digest must be a dict",
+        ),
         (a_checkpoint(utility=3), InvalidPourInputError, "checkpoint utility must be a str"),
         (a_checkpoint(positions=[]), InvalidPourInputError, "positions must be a dict"),
         (

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_castore_dam.channels import InMemoryMessageChannel
 from airflow_provider_castore_dam.dam import PourInterruptedError, pour_event_store_events
 from airflow_provider_castore_dam.dam.checkpoints import event_position
 from airflow_provider_castore_dam.errors import InvalidPourInputError, MessageChannelError
@@ -166,6 +167,9 @@ def test_resume_after_a_failed_call_skips_nothing(events, max_in_flight, seed, p
     repeated = len(set(first) & set(second))
     assert repeated <= max_in_flight * RacingChannel.max_batch_size
     assert result["poured_event_count"] == len(expected)
+    # Repeats reached the channel, but the digest counts each message once.
+    uninterrupted = pour_event_store_events(store, InMemoryMessageChannel(), partition=partition)
+    assert result["digest"] == uninterrupted["digest"]
 
 
 def test_calls_beyond_a_failure_are_counted_not_checkpointed():

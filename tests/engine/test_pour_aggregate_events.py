@@ -5,9 +5,21 @@ import pytest
 from airflow_provider_castore_dam.dam import pour_aggregate_events
 from airflow_provider_castore_dam.stores import InMemoryEventStore
 from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
+from tests.engine import oracle
 from tests.engine.helpers import event, published
 
 PIKACHU = [e for e in DEMO_EVENTS["POKEMONS"] if e["aggregateId"] == "pikachu1"]
+NO_OPTIONS = {"min_version": None, "max_version": None, "limit": None, "reverse": False}
+NO_FILTERS = {"from": None, "to": None}
+
+
+def inputs(aggregate_id: str) -> dict:
+    return {
+        "event_store_id": "POKEMONS",
+        "aggregate_id": aggregate_id,
+        "options": NO_OPTIONS,
+        "filters": NO_FILTERS,
+    }
 
 
 def test_pours_the_aggregate_events_in_version_order(pokemons, channel):
@@ -18,6 +30,9 @@ def test_pours_the_aggregate_events_in_version_order(pokemons, channel):
         "poured_event_count": 3,
         "first_poured_event": PIKACHU[0],
         "last_poured_event": PIKACHU[2],
+        "digest": oracle.digest(
+            "pour_aggregate_events", inputs("pikachu1"), oracle.event_keys("POKEMONS", PIKACHU)
+        ),
     }
 
 
@@ -76,6 +91,7 @@ def test_unknown_aggregate_pours_nothing(pokemons, channel):
         "poured_event_count": 0,
         "first_poured_event": None,
         "last_poured_event": None,
+        "digest": oracle.digest("pour_aggregate_events", inputs("mewtwo1"), []),
     }
 
 

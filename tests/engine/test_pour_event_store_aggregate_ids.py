@@ -6,9 +6,16 @@ import pytest
 
 from airflow_provider_castore_dam.dam import pour_event_store_aggregate_ids
 from airflow_provider_castore_dam.stores import InMemoryEventStore
+from tests.engine import oracle
 from tests.engine.helpers import event, published
 
 ORDER = ["pikachu1", "charizard1", "arcanine1"]
+NO_OPTIONS = {
+    "limit": None,
+    "initial_event_after": None,
+    "initial_event_before": None,
+    "reverse": False,
+}
 
 
 def test_pours_every_aggregate_in_initial_timestamp_order(pokemons, channel):
@@ -41,6 +48,11 @@ def test_pours_every_aggregate_in_initial_timestamp_order(pokemons, channel):
             "aggregate_id": "arcanine1",
             "initial_event_timestamp": "2022-03-01T00:00:00.000Z",
         },
+        "digest": oracle.digest(
+            "pour_event_store_aggregate_ids",
+            {"event_store_id": "POKEMONS", "options": NO_OPTIONS},
+            [("POKEMONS", a, None) for a in ("pikachu1", "charizard1", "arcanine1")],
+        ),
     }
     assert json.loads(json.dumps(result)) == result
 
@@ -96,4 +108,9 @@ def test_empty_store_pours_nothing(channel):
         "poured_aggregate_id_count": 0,
         "first_scanned_aggregate": None,
         "last_scanned_aggregate": None,
+        "digest": oracle.digest(
+            "pour_event_store_aggregate_ids",
+            {"event_store_id": "EMPTY", "options": NO_OPTIONS},
+            [],
+        ),
     }

@@ -45,6 +45,11 @@ def test_pours_every_event_in_timestamp_order(store_class, channel):
             "aggregate_id": "arcanine1",
             "initial_event_timestamp": "2022-03-01T00:00:00.000Z",
         },
+        "digest": oracle.digest(
+            "pour_event_store_events",
+            {"event_store_ids": ["POKEMONS"], "filters": {"from": None, "to": None}},
+            keys(channel),
+        ),
     }
 
 

@@ -167,7 +167,15 @@ def test_store_events_match_the_oracle(events, start, end, page_size, scanning):
     expected = oracle.pour_order({"S": events}, start, end)
     assert published_keys(channel) == keys(expected)
     assert [m.message["event"] for m in channel.messages] == [e for _, e in expected]
-    assert result == {"poured_event_count": len(expected), **oracle.scan_infos(events, end)}
+    assert result == {
+        "poured_event_count": len(expected),
+        **oracle.scan_infos(events, end),
+        "digest": oracle.digest(
+            "pour_event_store_events",
+            {"event_store_ids": ["S"], "filters": {"from": start, "to": end}},
+            oracle.event_keys("S", [e for _, e in expected]),
+        ),
+    }
 
 
 @SETTINGS
@@ -190,6 +198,11 @@ def test_collection_events_match_the_oracle(stores, start, end, page_size, scann
     assert result == {
         "poured_event_count": len(expected),
         "scans": {store_id: oracle.scan_infos(events, end) for store_id, events in stores.items()},
+        "digest": oracle.digest(
+            "pour_event_store_collection_events",
+            {"event_store_ids": list(stores)[::-1], "filters": {"from": start, "to": end}},
+            [(store_id, e["aggregateId"], e["version"]) for store_id, e in expected],
+        ),
     }
 
 

@@ -18,10 +18,10 @@ from airflow_provider_castore_dam.dam import (
     pour_event_store_events,
 )
 from airflow_provider_castore_dam.errors import EventStoreError
+from airflow_provider_castore_dam.external_sort import external_sort
 from airflow_provider_castore_dam.protocols import TimeOrderedEventStore
 from airflow_provider_castore_dam.stores import InMemoryEventStore
 from airflow_provider_castore_dam.stores.dynamodb import DynamoDBTableScanEventStore
-from airflow_provider_castore_dam.stores.external_sort import external_sort
 from airflow_provider_castore_dam.stores.in_memory import InMemoryScanningEventStore
 from tests.stores.dynamodb_tables import Tables, put_items
 from tests.stores.test_dynamodb_store import FILTERS, LAYOUTS, MEDIUM, both_pours, event

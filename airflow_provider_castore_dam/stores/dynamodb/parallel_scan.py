@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from airflow_provider_castore_dam.external_sort import RUN_ITEMS, external_sort
 from airflow_provider_castore_dam.stores.dynamodb.raw_items import raw_items
 from airflow_provider_castore_dam.stores.dynamodb.store_table import StoreTable
-from airflow_provider_castore_dam.stores.external_sort import RUN_ITEMS, external_sort
 
 T = TypeVar("T")
 Item = Mapping[str, Any]

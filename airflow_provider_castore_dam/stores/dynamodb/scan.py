@@ -5,7 +5,7 @@ small requests, each charged at least half a read unit. A parallel ``Scan``
 (:mod:`.parallel_scan`) reads the same items with one request per ``scan_page_items`` items
 (``scan_segments`` requests in flight), which is what DynamoDB serves fastest and cheapest.
 Scanned items come in no useful order, so they are sorted twice with bounded memory
-(:mod:`~airflow_provider_castore_dam.stores.external_sort`): by aggregate and version, to give
+(:mod:`~airflow_provider_castore_dam.external_sort`): by aggregate and version, to give
 each event its pour timestamp (the latest timestamp of its aggregate so far, for clock skew),
 then in pour order.
 
@@ -23,6 +23,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
+from airflow_provider_castore_dam.external_sort import RUN_ITEMS
 from airflow_provider_castore_dam.partitions import Partition
 from airflow_provider_castore_dam.protocols import EventDetail, ScannedBatch, ScannedEvent
 from airflow_provider_castore_dam.stores.dynamodb.arguments import check_positive, timestamp_bound
@@ -34,7 +35,6 @@ from airflow_provider_castore_dam.stores.dynamodb.parallel_scan import (
     scan_items,
 )
 from airflow_provider_castore_dam.stores.dynamodb.store import DynamoDBEventStore
-from airflow_provider_castore_dam.stores.external_sort import RUN_ITEMS
 
 DEFAULT_SCAN_BATCH_SIZE = 500
 
