@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_castore_dam import external_sort
 from airflow_provider_castore_dam.protocols import AuditableEventStore, StoredEvent
-from airflow_provider_castore_dam.stores import external_sort
 from airflow_provider_castore_dam.stores.dynamodb import (
     DynamoDBEventStore,
     DynamoDBTableScanEventStore,
@@ -206,13 +206,13 @@ def count_calls(client: Any, operation: str) -> list[dict]:
 def count_runs(monkeypatch) -> list[object]:
     """The sorted runs the external sort spills to disk."""
     runs: list[object] = []
-    spill = external_sort._Run.__init__
+    spill = external_sort._run
 
-    def counting(run, items, directory):
-        runs.append(run)
-        spill(run, items, directory)
+    def counting(items, directory):
+        runs.append(spill(items, directory))
+        return runs[-1]
 
-    monkeypatch.setattr(external_sort._Run, "__init__", counting)
+    monkeypatch.setattr(external_sort, "_run", counting)
     return runs
 
 
