@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from airflow_provider_castore_dam.dam.digest import Digest
 from airflow_provider_castore_dam.errors import MessageChannelError
 from airflow_provider_castore_dam.hooks.message_channel import CastoreMessageChannelHook
 from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
@@ -319,6 +320,10 @@ def test_a_retried_backfill_resumes_from_its_checkpoint(airflow_db, demo_store, 
         (m["eventStoreId"], m["event"]["aggregateId"], m["event"]["version"]) for m in published
     ]
     assert sorted(keys) == sorted((s, e["aggregateId"], e["version"]) for s, e in ALL_EVENTS)
+    each_once = Digest()
+    for key in keys:
+        each_once.add_key(key)
+    assert xcom(dag_run, "backfill")["digest"]["event_stores"] == each_once.as_json()
 
 
 def test_partitioned_backfill_pours_each_event_once(airflow_db, demo_store, aws, monkeypatch):

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_castore_dam.channels import DEFAULT_MAX_IN_FLIGHT
+from airflow_provider_castore_dam.dam.digest import Digest
 from airflow_provider_castore_dam.stores.postgres.tables import (
     copy_events,
     create_castore_table,
@@ -107,7 +108,8 @@ def test_kill_9_mid_pour_then_resume_loses_nothing(postgres_database, sqs_server
     second = pour(args, env)
     out, err = second.communicate(timeout=300)
     assert second.returncode == 0, err.decode()[-3000:]
-    assert json.loads(out)["poured_event_count"] == EVENTS
+    result = json.loads(out)
+    assert result["poured_event_count"] == EVENTS
 
     received = queued_messages(sqs_server)
     keys = Counter((m["event"]["aggregateId"], m["event"]["version"]) for m in received)
@@ -116,4 +118,9 @@ def test_kill_9_mid_pour_then_resume_loses_nothing(postgres_database, sqs_server
     duplicates = sum(count - 1 for count in keys.values())
     bound = DEFAULT_MAX_IN_FLIGHT * 10  # docs/delivery.md: at most max_in_flight calls of 10
     assert duplicates <= bound, f"{duplicates} duplicates, more than max_in_flight batches"
+    # The resumed pour's digest counts each message once, as an uninterrupted pour's would.
+    each_once = Digest()
+    for aggregate_id, version in keys:
+        each_once.add_key((STORE, aggregate_id, version))
+    assert result["digest"]["event_stores"] == each_once.as_json()
     assert all(m["eventStoreId"] == STORE for m in received)

@@ -33,6 +33,7 @@ def found_defects(report: dict) -> Counter:
 
 
 STRUCTURAL = st.sampled_from(["none", "drop_first", "drop_middle", "duplicate"])
+NO_DUPLICATE = st.sampled_from(["none", "drop_first", "drop_middle"])
 
 
 @st.composite
@@ -42,12 +43,14 @@ def defective_stores(
     garbled: tuple[str | None, ...] = GARBLED,
     unlisted: bool = True,
     touch_duplicates: bool = True,
+    duplicates: bool = True,
 ) -> tuple[list[StoredEvent], Counter]:
     """A clean store (strictly increasing timestamps per aggregate) with injected defects,
     and the defects expected, derived from the injections alone (``garbled``: the unparseable
     timestamps the store can hold; ``unlisted``: whether it can hold unlisted aggregates;
     ``touch_duplicates``: whether a duplicated version may have other defects, which then
-    depend on the order of its copies, for stores that yield copies in any order)."""
+    depend on the order of its copies, for stores that yield copies in any order;
+    ``duplicates``: whether the store can hold a version twice at all)."""
     changes = ["clean", "clean", "untyped", "skewed"]
     changes += ["garbled"] * bool(garbled) + ["unlisted"] * unlisted
     events: list[StoredEvent] = []
@@ -56,7 +59,7 @@ def defective_stores(
         aggregate_id = f"agg-{index:02d}"
         length = draw(st.integers(1, 6))
         base = [(v, 100 * index + 10 * v) for v in range(1, length + 1)]
-        structural = draw(STRUCTURAL) if length >= 3 else "none"
+        structural = draw(STRUCTURAL if duplicates else NO_DUPLICATE) if length >= 3 else "none"
         kept = list(base)
         if structural == "drop_first":
             kept = base[1:]
