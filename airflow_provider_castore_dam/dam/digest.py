@@ -17,7 +17,7 @@ on the order of the messages, nor on how they were batched, so a pour's digest e
 of a dry run over the same store, or of the keys read back from a queue in any order.
 
 A is computed once per aggregate (a bounded cache), V once per version: the digest costs a
-multiplication and an addition per message.
+lookup, a multiplication and an addition per message.
 """
 
 from __future__ import annotations
@@ -46,41 +46,42 @@ def _md5_odd(text: str) -> int:
     return int.from_bytes(digest, "big") | 1
 
 
-class _Factors:
-    """The A and V factors, cached: A for the latest aggregates, V for every version seen."""
-
-    def __init__(self) -> None:
-        self._aggregates: dict[tuple[str, str], int] = {}
-        self._versions: list[int] = []
-
-    def aggregate(self, event_store_id: str, aggregate_id: str) -> int:
-        key = (event_store_id, aggregate_id)
-        factor = self._aggregates.get(key)
-        if factor is None:
-            if len(self._aggregates) >= _AGGREGATE_CACHE_SIZE:
-                self._aggregates.clear()
-            factor = self._aggregates[key] = _md5_odd(
-                f"{len(event_store_id)}:{event_store_id}{aggregate_id}"
-            )
-        return factor
-
-    def version(self, version: int) -> int:
-        versions = self._versions
-        if version >= len(versions):
-            if version > 1_000_000:
-                return _md5_odd(str(version))
-            versions.extend(_md5_odd(str(v)) for v in range(len(versions), version + 1))
-        return versions[version]
+_VERSION_FACTORS = [_md5_odd(str(version)) for version in range(1_025)]
+"""V of versions 0 to 1,024 (0: aggregate-exists messages), grown up to ``_MAX_LISTED``."""
+_MAX_LISTED = 100_000
+_AGGREGATE_FACTORS: dict[str, dict[str, int]] = {}
+"""A per event store and aggregate id, for the latest aggregates (a bounded cache)."""
 
 
-_FACTORS = _Factors()
+def _version_factor(version: int) -> int:
+    if version >= len(_VERSION_FACTORS):
+        if version > _MAX_LISTED:
+            return _md5_odd(str(version))
+        start = len(_VERSION_FACTORS)
+        _VERSION_FACTORS.extend(_md5_odd(str(v)) for v in range(start, version + 1))
+    return _VERSION_FACTORS[version]
+
+
+def _aggregate_factors(event_store_id: str) -> dict[str, int]:
+    factors = _AGGREGATE_FACTORS.get(event_store_id)
+    if factors is None or len(factors) >= _AGGREGATE_CACHE_SIZE:
+        factors = _AGGREGATE_FACTORS[event_store_id] = {}
+    return factors
+
+
+def _aggregate_factor(factors: dict[str, int], event_store_id: str, aggregate_id: str) -> int:
+    factor = factors[aggregate_id] = _md5_odd(
+        f"{len(event_store_id)}:{event_store_id}{aggregate_id}"
+    )
+    return factor
 
 
 def message_value(key: MessageKey) -> int:
     """The value a message adds to its store's hash (see the module's docstring)."""
     event_store_id, aggregate_id, version = key
-    product = _FACTORS.aggregate(event_store_id, aggregate_id) * _FACTORS.version(version or 0)
-    return product & _MASK
+    factors = _aggregate_factors(event_store_id)
+    factor = factors.get(aggregate_id) or _aggregate_factor(factors, event_store_id, aggregate_id)
+    return (factor * _version_factor(version or 0)) & _MASK
 
 
 class Digest:
@@ -99,27 +100,44 @@ class Digest:
         return digest
 
     def add_messages(self, messages: Iterable[Message]) -> None:
-        counts, sums = self._counts, self._sums
-        aggregate, version = _FACTORS.aggregate, _FACTORS.version
+        # The pour's hot path: a lookup, a multiplication and an addition a message.
+        versions = _VERSION_FACTORS
+        store_id: str | None = None
+        factors: dict[str, int] = {}
+        total = count = 0
         for message in messages:
-            store_id = message["eventStoreId"]
+            if message["eventStoreId"] != store_id:
+                if store_id is not None:
+                    self._add_sum(store_id, count, total)
+                store_id = message["eventStoreId"]
+                factors = _aggregate_factors(message["eventStoreId"])
+                total = count = 0
             event = message.get("event")
             if event is None:
-                value = aggregate(store_id, message["aggregateId"]) * version(0)
+                aggregate_id, version = message["aggregateId"], 0
             else:
-                value = aggregate(store_id, event["aggregateId"]) * version(event["version"])
-            counts[store_id] = counts.get(store_id, 0) + 1
-            sums[store_id] = sums.get(store_id, 0) + (value & _MASK)
+                aggregate_id, version = event["aggregateId"], event["version"]
+            factor = factors.get(aggregate_id)
+            if factor is None:
+                factor = _aggregate_factor(factors, message["eventStoreId"], aggregate_id)
+            if version < len(versions):
+                total += factor * versions[version]
+            else:
+                total += factor * _version_factor(version)
+            count += 1
+        if store_id is not None:
+            self._add_sum(store_id, count, total)
+
+    def _add_sum(self, store_id: str, count: int, total: int) -> None:
+        self._counts[store_id] = self._counts.get(store_id, 0) + count
+        self._sums[store_id] = (self._sums.get(store_id, 0) + total) & _MASK
 
     def add_key(self, key: MessageKey) -> None:
-        store_id = key[0]
-        self._counts[store_id] = self._counts.get(store_id, 0) + 1
-        self._sums[store_id] = self._sums.get(store_id, 0) + message_value(key)
+        self._add_sum(key[0], 1, message_value(key))
 
     def add(self, other: Digest) -> None:
         for store_id, count in other._counts.items():
-            self._counts[store_id] = self._counts.get(store_id, 0) + count
-            self._sums[store_id] = self._sums.get(store_id, 0) + other._sums[store_id]
+            self._add_sum(store_id, count, other._sums[store_id])
 
     def as_json(self) -> dict[str, StoreDigest]:
         return {
