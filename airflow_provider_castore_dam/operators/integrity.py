@@ -19,7 +19,7 @@ from airflow_provider_castore_dam.dam.integrity import (
 )
 from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
 from airflow_provider_castore_dam.operators.log_table import text_table
-from airflow_provider_castore_dam.operators.pour import rendered_event_store_ids
+from airflow_provider_castore_dam.operators.rendered import rendered_event_store_ids
 
 LOGGED_DEFECTS = 20
 

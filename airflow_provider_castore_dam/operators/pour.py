@@ -8,9 +8,7 @@ utility, logs progress every ``progress_interval`` seconds and returns the engin
 
 from __future__ import annotations
 
-import ast
 import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -27,96 +25,20 @@ from airflow_provider_castore_dam.dam import (
     pour_event_store_events,
 )
 from airflow_provider_castore_dam.dam.checkpoints import CheckpointMismatchError
-from airflow_provider_castore_dam.errors import InvalidPourInputError
 from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
 from airflow_provider_castore_dam.hooks.message_channel import CastoreMessageChannelHook
 from airflow_provider_castore_dam.operators.checkpointing import TaskCheckpoints
 from airflow_provider_castore_dam.operators.partitioned import PartitionedPour, partitioned_pour
+from airflow_provider_castore_dam.operators.rendered import (
+    rendered_bool,
+    rendered_event_store_ids,
+    rendered_literal,
+    rendered_options,
+    rendered_rate_limit,
+)
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
 
 LOGGED_IN_MEMORY_MESSAGES = 100
-INTEGER_OPTIONS = ("limit", "min_version", "max_version")
-
-
-def rendered_rate_limit(value: Any) -> float | None:
-    """A rate limit from a rendered template: numbers pass, numeric strings are converted."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in ("", "none", "null"):
-            return None
-        try:
-            return float(text)
-        except ValueError as error:
-            raise InvalidPourInputError(
-                f"rate_limit must be a number of messages per second, not {value!r}"
-            ) from error
-    return value  # type: ignore[no-any-return]
-
-
-def rendered_bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise InvalidPourInputError(f"{name} must be true or false, not {value!r}")
-
-
-def rendered_options(options: Any) -> Any:
-    """Options from rendered templates: whole-number strings (``"500"``) of the integer options
-    and ``"true"`` / ``"false"`` of ``reverse`` are converted; the engine checks the rest."""
-    if not isinstance(options, Mapping):
-        return options
-    return {key: _rendered_option(key, value) for key, value in options.items()}
-
-
-def _rendered_option(key: str, value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if key in INTEGER_OPTIONS and re.fullmatch(r"[+-]?\d+", text):
-        return int(text)
-    if key == "reverse" and text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return value
-
-
-def rendered_event_store_ids(value: Any) -> list[str]:
-    """A list of ids; or one string (what a template renders): comma-separated ids, or a
-    list literal such as ``"['POKEMONS', 'TRAINERS']"`` (a list param rendered without
-    ``render_template_as_native_obj``). At least one id, each once."""
-    ids = _event_store_ids(value)
-    if not ids:
-        raise InvalidPourInputError(
-            f"event_store_ids {value!r} names no event store; give at least one id"
-        )
-    twice = sorted({store_id for store_id in ids if ids.count(store_id) > 1})
-    if twice:
-        raise InvalidPourInputError(
-            f"event_store_ids {value!r} names {', '.join(map(repr, twice))} more than once"
-        )
-    return ids
-
-
-def _event_store_ids(value: Any) -> list[str]:
-    if isinstance(value, str):
-        text = value.strip()
-        if not (text.startswith("[") and text.endswith("]")):
-            return [part.strip() for part in text.split(",") if part.strip()]
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError) as error:
-            raise InvalidPourInputError(
-                f"event_store_ids {value!r} is not a list of ids nor comma-separated ids"
-            ) from error
-    if (
-        isinstance(value, Sequence)
-        and not isinstance(value, str)
-        and all(isinstance(item, str) and item for item in value)
-    ):
-        return list(value)
-    raise InvalidPourInputError(
-        f"event_store_ids must be a list of non-empty ids or comma-separated ids, not {value!r}"
-    )
 
 
 class BasePourOperator(BaseOperator):
@@ -346,23 +268,8 @@ class PartitionablePourOperator(BasePourOperator):
         return partitioned_pour(cls, task_id=task_id, partitions=partitions, **kwargs)
 
     def rendered_partition(self) -> Any:
-        """The partition as given, or parsed from what a template renders: JSON, or the
-        Python literal of a list or dict (without ``render_template_as_native_obj``)."""
-        if not isinstance(self.partition, str):
-            return self.partition
-        text = self.partition.strip()
-        if text.lower() in ("", "none", "null"):
-            return None
-        try:
-            return json.loads(text)
-        except ValueError:
-            pass
-        try:
-            return ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError) as error:
-            raise InvalidPourInputError(
-                f"partition must be [index, count] or its JSON, not {self.partition!r}"
-            ) from error
+        """The partition as given, or parsed from what a template renders."""
+        return rendered_literal(self.partition, "partition", "[index, count] or its JSON")
 
 
 class PourEventStoreEventsOperator(PartitionablePourOperator):

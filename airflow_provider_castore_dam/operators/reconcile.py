@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -22,28 +20,10 @@ from airflow_provider_castore_dam.dam.reconcile import (
     raise_on_mismatch,
     reconcile_pour,
 )
-from airflow_provider_castore_dam.errors import InvalidPourInputError
 from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
 from airflow_provider_castore_dam.operators.log_table import text_table
-from airflow_provider_castore_dam.operators.pour import rendered_bool
+from airflow_provider_castore_dam.operators.rendered import rendered_bool, rendered_literal
 from airflow_provider_castore_dam.protocols import EventStore
-
-
-def rendered_pour_result(value: Any) -> Any:
-    """A pour's result from XCom: as pulled (``pour.output``), or the text a template renders
-    (JSON, or the Python literal of a dict without ``render_template_as_native_obj``)."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(value)
-    except (ValueError, SyntaxError, MemoryError, RecursionError) as error:
-        raise InvalidPourInputError(
-            f"pour_result must be a pour's result (its XCom), not {value[:200]!r}"
-        ) from error
 
 
 class ReconcilePourOperator(BaseOperator):
@@ -99,7 +79,9 @@ class ReconcilePourOperator(BaseOperator):
         self.max_reported = max_reported
 
     def execute(self, context: Context) -> Reconciliation:
-        pour_result = rendered_pour_result(self.pour_result)
+        pour_result = rendered_literal(
+            self.pour_result, "pour_result", "a pour's result (its XCom)"
+        )
         _, inputs, _ = parse_pour_digest(pour_result)
         allow_duplicates = rendered_bool(self.allow_duplicates, "allow_duplicates")
         delivered = None

@@ -10,6 +10,7 @@ import pytest
 from psycopg import sql
 
 from tests.stores.castore_tables import Table
+from tests.stores.dynamodb_tables import Tables
 
 
 @pytest.fixture
@@ -47,3 +48,16 @@ def loose_table(make_table: Any) -> Table:
         )
     )
     return table
+
+
+@pytest.fixture(scope="module")
+def ddb(moto_server: Any) -> Any:
+    return moto_server.client("dynamodb")
+
+
+@pytest.fixture
+def tables(ddb: Any) -> Iterator[Tables]:
+    """Creates Castore-layout DynamoDB tables for one test and deletes them afterwards."""
+    made = Tables(ddb)
+    yield made
+    made.close()

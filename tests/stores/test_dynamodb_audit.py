@@ -29,18 +29,6 @@ SMALL_SCAN = {"scan_segments": 3, "scan_page_items": 7, "run_events": 11}
 """Several segments, many pages a segment, and sorted runs spilled to disk."""
 
 
-@pytest.fixture(scope="module")
-def ddb(moto_server):
-    return moto_server.client("dynamodb")
-
-
-@pytest.fixture
-def tables(ddb):
-    made = Tables(ddb)
-    yield made
-    made.close()
-
-
 def written(layout: str, aggregate_id: str, version: Any, *drop: str, **attributes: Any) -> dict:
     """The item Castore writes for store ``S``'s event, without the ``drop`` attributes and
     with ``attributes`` (low-level values) replacing its own."""

@@ -29,11 +29,6 @@ from tests.stores.test_dynamodb_store import FILTERS, LAYOUTS, MEDIUM, both_pour
 SPILLING = {"run_events": 7, "scan_page_items": 5, "scan_segments": 3, "scan_batch_size": 4}
 
 
-@pytest.fixture(scope="module")
-def ddb(moto_server):
-    return moto_server.client("dynamodb")
-
-
 @pytest.fixture(scope="module", params=LAYOUTS)
 def scanned(request, ddb):
     """(layout, table per store id) of MEDIUM on moto."""

@@ -90,19 +90,6 @@ def medium_stores() -> dict[str, list[dict[str, Any]]]:
 MEDIUM = medium_stores()
 
 
-@pytest.fixture(scope="module")
-def ddb(moto_server):
-    return moto_server.client("dynamodb")
-
-
-@pytest.fixture
-def tables(ddb):
-    """Creates Castore-layout tables for one test and deletes them afterwards."""
-    made = Tables(ddb)
-    yield made
-    made.close()
-
-
 @pytest.fixture(scope="module", params=LAYOUTS)
 def medium(request, ddb):
     """(DynamoDB stores, in-memory stores) of MEDIUM, in one layout."""

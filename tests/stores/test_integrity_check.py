@@ -208,18 +208,6 @@ def test_postgres_castore_table_without_defects(table):
 # --------------------------------------------------------------------------- DynamoDB
 
 
-@pytest.fixture(scope="module")
-def ddb(moto_server):
-    return moto_server.client("dynamodb")
-
-
-@pytest.fixture
-def tables(ddb):
-    made = Tables(ddb)
-    yield made
-    made.close()
-
-
 def dynamodb_store(tables: Tables, layout: str, items: list[dict]) -> DynamoDBEventStore:
     table = tables.create(layout)
     healthy = [written(layout, "healthy", 1), written(layout, "healthy", 2)]
