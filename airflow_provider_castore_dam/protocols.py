@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, TypedDict, runtime_checkable
 
 from airflow_provider_castore_dam.errors import InvalidPourInputError
-from airflow_provider_castore_dam.partitions import Partition
+from airflow_provider_castore_dam.selection import Selection
 
 EventDetail = dict[str, Any]
 """A Castore event detail, camelCase keys exactly as stored: ``aggregateId``, ``version``,
@@ -196,10 +196,11 @@ class TimeOrderedEventStore(EventStore, Protocol):
         *,
         from_timestamp: str | None = None,
         to_timestamp: str | None = None,
-        partition: Partition | None = None,
+        selection: Selection | None = None,
     ) -> Iterator[ScannedBatch]:
         """Every event whose pour timestamp lies within the inclusive bounds (and, with
-        ``partition``, whose aggregate is in it), streamed in
+        ``selection``, that it selects: see :mod:`airflow_provider_castore_dam.selection`,
+        pour timestamps then computed over the selected events), streamed in
         ``(pour_timestamp, aggregate_id, version)`` order with bounded memory, in non-empty
         batches (they keep the per-event work of long pours small). Closing the iterator
         releases what the scan holds."""
@@ -234,10 +235,10 @@ class JointlyScannableEventStore(TimeOrderedEventStore, Protocol):
         stores: Sequence[JointlyScannableEventStore],
         *,
         to_timestamp: str | None = None,
-        partition: Partition | None = None,
+        selection: Selection | None = None,
     ) -> Iterator[JointScanBatch]:
         """The events of ``stores`` (all sharing this store's key) whose pour timestamps are
-        not after ``to_timestamp`` (of ``partition``'s aggregates only, when given), in pour
+        not after ``to_timestamp`` (those ``selection`` selects, when given), in pour
         order across the stores, in non-empty batches.
 
         It may stop with :class:`ScanHandover` at any point it cannot go on by itself (clock

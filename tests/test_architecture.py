@@ -12,7 +12,15 @@ import pytest
 PACKAGE = "airflow_provider_castore_dam"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 AIRFLOW_LAYER = ("hooks", "operators", "sensors", "triggers", "get_provider_info")
-SHARED = ("protocols", "errors", "retry", "timestamps", "partitions", "external_sort")
+SHARED = (
+    "protocols",
+    "errors",
+    "retry",
+    "timestamps",
+    "partitions",
+    "selection",
+    "external_sort",
+)
 MAX_MODULE_LINES = 500
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from airflow_provider_castore_dam.dam.inputs import ListAggregateIdsOptions, TimeRange
 from airflow_provider_castore_dam.dam.reading import EVENTS_PAGE_SIZE, iter_aggregate_ids
 from airflow_provider_castore_dam.dam.results import ScanInfos, empty_scan_infos, record_scanned
-from airflow_provider_castore_dam.partitions import Partition
 from airflow_provider_castore_dam.protocols import (
     EventDetail,
     EventStore,
@@ -27,6 +26,7 @@ from airflow_provider_castore_dam.protocols import (
     ScannedAggregate,
     ScanPosition,
 )
+from airflow_provider_castore_dam.selection import Selection
 
 MAX_BUFFERED_EVENTS = 10_000
 """Events held in memory across all open aggregates by the merge path."""
@@ -94,8 +94,9 @@ class EventMerge:
     page_size: int = EVENTS_PAGE_SIZE
     max_buffered_events: int = MAX_BUFFERED_EVENTS
     prefetch_ahead: int = PREFETCH_AHEAD
-    partition: Partition | None = None
-    """Only the aggregates of this partition."""
+    selection: Selection | None = None
+    """Only the events of this selection (types left out once placed: they still move
+    their aggregate's pour timestamp)."""
     scans: dict[str, ScanInfos] = field(init=False)
     buffered_events: int = field(init=False, default=0)
     """Events currently held in memory; never above ``max_buffered_events + page_size``."""
@@ -108,7 +109,7 @@ class EventMerge:
 
         def listing(store: EventStore) -> Iterator[tuple[EventStore, ScannedAggregate]]:
             for aggregate in iter_aggregate_ids(store, options):
-                if self.partition is None or self.partition.contains(aggregate["aggregate_id"]):
+                if self.selection is None or self.selection.contains(aggregate["aggregate_id"]):
                     yield store, aggregate
 
         return heapq.merge(
@@ -181,15 +182,23 @@ class EventMerge:
             event = current.take()
             self.buffered_events -= 1
             store_id = current.store.event_store_id
-            after = self.after.get(store_id)
-            if (self.time_range.start is None or current.floor >= self.time_range.start) and (
-                after is None or (current.floor, current.aggregate_id, event["version"]) > after
-            ):
+            if self._pours(current, event, self.after.get(store_id)):
                 yield current.floor, store_id, event
             if current.buffer or not current.exhausted:
                 heapq.heapreplace(heap, (current.key(), rank, current))
             else:
                 heapq.heappop(heap)
+
+    def _pours(
+        self, current: _OpenAggregate, event: EventDetail, after: ScanPosition | None
+    ) -> bool:
+        """Whether the event just taken is poured: placed in the time range, after the
+        resumed position, of a selected type."""
+        return (
+            (self.time_range.start is None or current.floor >= self.time_range.start)
+            and (after is None or (current.floor, current.aggregate_id, event["version"]) > after)
+            and (self.selection is None or self.selection.keeps_type(event["type"]))
+        )
 
     @staticmethod
     def _drop_buffers(heap: list[tuple[PourKey, int, _OpenAggregate]], target: int) -> int:

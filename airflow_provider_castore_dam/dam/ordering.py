@@ -31,7 +31,6 @@ from airflow_provider_castore_dam.dam.messages import notification_message
 from airflow_provider_castore_dam.dam.pourer import MessagePourer
 from airflow_provider_castore_dam.dam.reading import iter_aggregate_ids
 from airflow_provider_castore_dam.dam.results import ScanInfos, empty_scan_infos
-from airflow_provider_castore_dam.partitions import Partition
 from airflow_provider_castore_dam.protocols import (
     EventDetail,
     EventStore,
@@ -45,6 +44,7 @@ from airflow_provider_castore_dam.protocols import (
     TimeOrderedEventStore,
     resume_scan,
 )
+from airflow_provider_castore_dam.selection import Selection
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ MESSAGES_PER_BATCH = 500
 """Messages the engine hands the pourer at a time."""
 
 EDGE_PAGE_SIZE = 100
-"""Aggregates listed per page to find a partition's first and last (one in ``count`` is)."""
+"""Aggregates listed per page to find a selection's first and last (one in ``count`` is)."""
 
 
 class PourBatch(NamedTuple):
@@ -149,23 +149,23 @@ def _first_batches(
 
 
 def _scan_from(
-    store: TimeOrderedEventStore, end: str | None, partition: Partition | None, start: str | None
+    store: TimeOrderedEventStore, end: str | None, selection: Selection | None, start: str | None
 ) -> Iterator[ScannedBatch]:
-    return store.scan_event_batches(from_timestamp=start, to_timestamp=end, partition=partition)
+    return store.scan_event_batches(from_timestamp=start, to_timestamp=end, selection=selection)
 
 
 def open_scans(
     stores: Sequence[TimeOrderedEventStore],
     time_range: TimeRange,
     after: Mapping[str, ScanPosition],
-    partition: Partition | None = None,
+    selection: Selection | None = None,
 ) -> dict[str, Iterator[ScannedBatch]]:
-    """Per store id, its scan within ``time_range`` (of ``partition`` only, when given) from
+    """Per store id, its scan within ``time_range`` (of ``selection`` only, when given) from
     just after its ``after`` position. Nothing is read yet; a store that checks itself when
     a scan is asked for (PostgreSQL does) fails here."""
     return {
         store.event_store_id: resume_scan(
-            partial(_scan_from, store, time_range.end, partition),
+            partial(_scan_from, store, time_range.end, selection),
             time_range.start,
             after.get(store.event_store_id),
         )
@@ -199,7 +199,7 @@ def joint_scan(
     stores: Sequence[TimeOrderedEventStore],
     time_range: TimeRange,
     after: Mapping[str, ScanPosition],
-    partition: Partition | None = None,
+    selection: Selection | None = None,
 ) -> Iterator[JointScanBatch] | None:
     """One scan of all ``stores`` when they can be read together and the pour starts at the
     beginning (no ``from`` filter, no checkpoint), else None."""
@@ -211,7 +211,7 @@ def joint_scan(
     key = jointly[0].joint_scan_key
     if key is None or any(store.joint_scan_key != key for store in jointly):
         return None
-    return jointly[0].scan_jointly(jointly, to_timestamp=time_range.end, partition=partition)
+    return jointly[0].scan_jointly(jointly, to_timestamp=time_range.end, selection=selection)
 
 
 def _last_positions(
@@ -232,7 +232,7 @@ def jointly_then_apart(
     joint: Iterator[JointScanBatch],
     stores: Sequence[TimeOrderedEventStore],
     time_range: TimeRange,
-    partition: Partition | None = None,
+    selection: Selection | None = None,
 ) -> Generator[PourBatch]:
     """The joint scan's batches; if it hands over, each store's own scan from its last
     event on, merged (:func:`merge_scans`)."""
@@ -249,18 +249,18 @@ def jointly_then_apart(
         close = getattr(joint, "close", None)
         if close is not None:
             close()
-    yield from merge_scans(open_scans(stores, time_range, positions, partition))
+    yield from merge_scans(open_scans(stores, time_range, positions, selection))
 
 
 def scanned_aggregates(
-    stores: Sequence[EventStore], time_range: TimeRange, partition: Partition | None = None
+    stores: Sequence[EventStore], time_range: TimeRange, selection: Selection | None = None
 ) -> dict[str, ScanInfos]:
-    """Per store id, the first and last aggregate (of ``partition``, when given) a listing
+    """Per store id, the first and last aggregate (of ``selection``, when given) a listing
     bounded by ``time_range.end`` would scan. Each answer may take a query that reads every
     initial event of a store, so they are all asked at the same time."""
 
     def edge(store: EventStore, reverse: bool) -> ScannedAggregate | None:
-        if partition is None:
+        if selection is None or not selection.selects_aggregates:
             page = store.list_aggregate_ids(
                 limit=1, initial_event_before=time_range.end, reverse=reverse
             )
@@ -269,7 +269,7 @@ def scanned_aggregates(
             limit=EDGE_PAGE_SIZE, initial_event_before=time_range.end, reverse=reverse
         )
         listed = iter_aggregate_ids(store, options)
-        return next((a for a in listed if partition.contains(a["aggregate_id"])), None)
+        return next((a for a in listed if selection.contains(a["aggregate_id"])), None)
 
     with ThreadPoolExecutor(2 * len(stores), thread_name_prefix="castore-dam-list") as pool:
         edges = [(pool.submit(edge, s, False), pool.submit(edge, s, True)) for s in stores]
@@ -286,14 +286,14 @@ def _listed_beside(
     batches: Generator[PourBatch],
     stores: Sequence[EventStore],
     time_range: TimeRange,
-    partition: Partition | None,
+    selection: Selection | None,
     scans: dict[str, ScanInfos],
 ) -> Generator[PourBatch]:
     """``batches``, the stores' first and last aggregates being listed (into ``scans``) while
     the first batch is read: they are known before it is given out."""
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="castore-dam-list") as pool:
-            listed = pool.submit(scanned_aggregates, stores, time_range, partition)
+            listed = pool.submit(scanned_aggregates, stores, time_range, selection)
             first = next(batches, None)
             for store_id, infos in listed.result().items():
                 scans[store_id].update(infos)
@@ -308,22 +308,22 @@ def messages_in_pour_order(
     stores: Sequence[EventStore],
     time_range: TimeRange,
     after: Mapping[str, ScanPosition] | None = None,
-    partition: Partition | None = None,
+    selection: Selection | None = None,
 ) -> tuple[Generator[PourBatch], dict[str, ScanInfos]]:
     """Notification messages of the events of ``stores`` in pour order, a batch at a time,
     and the stores' scan infos (filled as events are read on the merge path, known before
     the first batch on the native path). ``after``: per store id, pour only what follows
-    that place. ``partition``: only the events of its aggregates."""
+    that place. ``selection``: only the events of its aggregates."""
     scanning = [store for store in stores if isinstance(store, TimeOrderedEventStore)]
     if len(scanning) == len(stores):
-        joint = joint_scan(scanning, time_range, after or {}, partition)
+        joint = joint_scan(scanning, time_range, after or {}, selection)
         if joint is not None:
-            batches = jointly_then_apart(joint, scanning, time_range, partition)
+            batches = jointly_then_apart(joint, scanning, time_range, selection)
         else:
-            batches = merge_scans(open_scans(scanning, time_range, after or {}, partition))
+            batches = merge_scans(open_scans(scanning, time_range, after or {}, selection))
         if all(getattr(store, "lists_beside_scans", False) for store in stores):
             scans = {store.event_store_id: empty_scan_infos() for store in stores}
-            return _listed_beside(batches, stores, time_range, partition, scans), scans
-        return batches, scanned_aggregates(stores, time_range, partition)
-    merge = EventMerge(stores, time_range, after or {}, partition=partition)
+            return _listed_beside(batches, stores, time_range, selection, scans), scans
+        return batches, scanned_aggregates(stores, time_range, selection)
+    merge = EventMerge(stores, time_range, after or {}, selection=selection)
     return _notification_batches(merge.events()), merge.scans

@@ -12,10 +12,10 @@ from airflow_provider_castore_dam.dam.checkpoints import (
 )
 from airflow_provider_castore_dam.dam.collector import fewer_collections
 from airflow_provider_castore_dam.dam.digest import pour_digest
+from airflow_provider_castore_dam.dam.filters import AGGREGATE_EVENTS_KEYS, parse_pour_filters
 from airflow_provider_castore_dam.dam.inputs import (
     parse_aggregate_id,
     parse_event_store,
-    parse_filters,
     parse_get_events_options,
 )
 from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
@@ -44,19 +44,22 @@ def pour_aggregate_events(
 
     ``options`` select events as Castore's getEvents does (``min_version``, ``max_version``,
     ``limit``, ``reverse``); ``filters`` (``from``, ``to``, inclusive) then keep those whose
-    timestamp is in range. An unknown aggregate pours nothing. ``checkpoint`` and
+    timestamp is in range, and ``event_types`` those of the types it keeps (see
+    :mod:`.filters`). An unknown aggregate pours nothing. ``checkpoint`` and
     ``on_checkpoint`` as in :func:`.pour_event_store_events`.
     """
     event_store = parse_event_store(event_store)
     aggregate_id = parse_aggregate_id(aggregate_id)
     events_options = parse_get_events_options(options)
-    time_range = parse_filters(filters)
+    pour_filters = parse_pour_filters(filters, AGGREGATE_EVENTS_KEYS)
+    time_range = pour_filters.time_range
+    selection = pour_filters.selection()
     store_id = event_store.event_store_id
     inputs = {
         "event_store_id": store_id,
         "aggregate_id": aggregate_id,
         "options": asdict(events_options),
-        "filters": time_range.as_json(),
+        "filters": pour_filters.as_json(),
     }
     pourer, resumed, ledger = start_pour(
         UTILITY,
@@ -88,7 +91,11 @@ def pour_aggregate_events(
 
     with interrupted_by_channel(result), fewer_collections(), pourer:
         for event in iter_aggregate_events(event_store, aggregate_id, events_options):
-            if time_range.contains(event["timestamp"]) and pending(event["version"]):
+            if (
+                time_range.contains(event["timestamp"])
+                and pending(event["version"])
+                and (selection is None or selection.keeps_type(event["type"]))
+            ):
                 message = notification_message(store_id, event)
                 if ledger is not None:
                     ledger.add([message])

@@ -13,6 +13,7 @@ from airflow_provider_castore_dam.dam.checkpoints import (
 )
 from airflow_provider_castore_dam.dam.collector import fewer_collections
 from airflow_provider_castore_dam.dam.digest import pour_digest
+from airflow_provider_castore_dam.dam.filters import AGGREGATE_IDS_KEYS, parse_pour_filters
 from airflow_provider_castore_dam.dam.inputs import (
     parse_event_store,
     parse_list_aggregate_ids_options,
@@ -40,18 +41,24 @@ def pour_event_store_aggregate_ids(
     progress: PourProgress | None = None,
     checkpoint: Mapping[str, Any] | None = None,
     on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    filters: Mapping[str, Any] | None = None,
 ) -> AggregateIdsPourResult:
     """Publish an aggregate-exists message for every aggregate of ``event_store``.
 
     Aggregates come in the store's listing order: initial event timestamp, ascending unless
     ``options["reverse"]``. ``options``: ``limit`` (page size), ``initial_event_after``,
-    ``initial_event_before`` (inclusive), ``reverse``. ``checkpoint`` and ``on_checkpoint``
+    ``initial_event_before`` (inclusive), ``reverse``. ``filters``: ``aggregate_ids`` only
+    (see :mod:`.filters`), matched against the listing. ``checkpoint`` and ``on_checkpoint``
     as in :func:`.pour_event_store_events`.
     """
     event_store = parse_event_store(event_store)
     list_options = parse_list_aggregate_ids_options(options)
     store_id = event_store.event_store_id
-    inputs = {"event_store_id": store_id, "options": asdict(list_options)}
+    pour_filters = parse_pour_filters(filters, AGGREGATE_IDS_KEYS)
+    selection = pour_filters.selection()
+    inputs: dict[str, Any] = {"event_store_id": store_id, "options": asdict(list_options)}
+    if selection is not None:
+        inputs["filters"] = {"aggregate_ids": pour_filters.aggregate_ids_json}
     pourer, resumed, ledger = start_pour(
         UTILITY,
         inputs,
@@ -82,6 +89,8 @@ def pour_event_store_aggregate_ids(
     with interrupted_by_channel(result), fewer_collections(), pourer:
         aggregates = iter_aggregate_ids(event_store, list_options)
         for aggregate in aggregates_after(aggregates, position):
+            if selection is not None and not selection.contains(aggregate["aggregate_id"]):
+                continue
             record_scanned(scan_infos, aggregate)
             message = aggregate_exists_message(store_id, aggregate)
             if ledger is not None:

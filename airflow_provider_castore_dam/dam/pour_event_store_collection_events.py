@@ -11,9 +11,9 @@ from airflow_provider_castore_dam.dam.checkpoints import (
 )
 from airflow_provider_castore_dam.dam.collector import fewer_collections
 from airflow_provider_castore_dam.dam.digest import pour_digest
+from airflow_provider_castore_dam.dam.filters import parse_pour_filters
 from airflow_provider_castore_dam.dam.inputs import (
     parse_event_stores,
-    parse_filters,
 )
 from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
 from airflow_provider_castore_dam.dam.ordering import messages_in_pour_order, pour_batches
@@ -40,11 +40,12 @@ def pour_event_store_collection_events(
     equal pour timestamps are broken by event store id. ``checkpoint``, ``on_checkpoint`` and
     ``partition`` (the same partition of every store) as in :func:`.pour_event_store_events`."""
     stores = parse_event_stores(event_stores)
-    time_range = parse_filters(filters)
+    pour_filters = parse_pour_filters(filters)
+    time_range = pour_filters.time_range
     in_partition = parse_partition(partition)
     inputs: dict[str, Any] = {
         "event_store_ids": [store.event_store_id for store in stores],
-        "filters": time_range.as_json(),
+        "filters": pour_filters.as_json(),
     }
     if in_partition is not None:
         inputs["partition"] = in_partition.as_json()
@@ -59,7 +60,7 @@ def pour_event_store_collection_events(
         lambda: result(),
     )
     batches, scans = messages_in_pour_order(
-        stores, time_range, event_positions(resumed), in_partition
+        stores, time_range, event_positions(resumed), pour_filters.selection(in_partition)
     )
 
     def result() -> CollectionEventsPourResult:

@@ -11,9 +11,9 @@ from airflow_provider_castore_dam.dam.checkpoints import (
 )
 from airflow_provider_castore_dam.dam.collector import fewer_collections
 from airflow_provider_castore_dam.dam.digest import pour_digest
+from airflow_provider_castore_dam.dam.filters import parse_pour_filters
 from airflow_provider_castore_dam.dam.inputs import (
     parse_event_store,
-    parse_filters,
 )
 from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
 from airflow_provider_castore_dam.dam.ordering import messages_in_pour_order, pour_batches
@@ -38,19 +38,22 @@ def pour_event_store_events(
 ) -> EventStoreEventsPourResult:
     """Publish every event of ``event_store`` in pour order (see :mod:`.ordering`).
 
-    ``filters``: ``from`` and ``to``, inclusive. Scanned aggregates are those whose initial
-    event is not after ``to``. ``checkpoint``: resume the pour that saved it (see
-    :mod:`.checkpoints`); ``on_checkpoint`` is called with a new one whenever the channel
-    confirmed every message up to a later place. ``partition``: ``(index, count)``, pour only
+    ``filters``: ``from`` and ``to``, inclusive; ``event_types`` and ``aggregate_ids`` (see
+    :mod:`.filters`): the events of the unfiltered pour they keep, in the same order. Scanned
+    aggregates are those whose initial event is not after ``to`` (of ``aggregate_ids``).
+    ``checkpoint``: resume the pour that saved it (see :mod:`.checkpoints`);
+    ``on_checkpoint`` is called with a new one whenever the channel confirmed every message
+    up to a later place. ``partition``: ``(index, count)``, pour only
     the aggregates of that partition (see :mod:`airflow_provider_castore_dam.partitions`),
     in the same order; each partition has its own checkpoints.
     """
     event_store = parse_event_store(event_store)
-    time_range = parse_filters(filters)
+    pour_filters = parse_pour_filters(filters)
+    time_range = pour_filters.time_range
     in_partition = parse_partition(partition)
     inputs: dict[str, Any] = {
         "event_store_ids": [event_store.event_store_id],
-        "filters": time_range.as_json(),
+        "filters": pour_filters.as_json(),
     }
     if in_partition is not None:
         inputs["partition"] = in_partition.as_json()
@@ -65,7 +68,7 @@ def pour_event_store_events(
         lambda: result(),
     )
     batches, scans = messages_in_pour_order(
-        [event_store], time_range, event_positions(resumed), in_partition
+        [event_store], time_range, event_positions(resumed), pour_filters.selection(in_partition)
     )
     scan_infos = scans[event_store.event_store_id]
 

@@ -216,7 +216,9 @@ _DRY_RUNS: dict[str, Any] = {
         )
     ),
     "pour_event_store_aggregate_ids": lambda stores, inputs, channel: (
-        pour_event_store_aggregate_ids(_one(stores), channel, inputs["options"])
+        pour_event_store_aggregate_ids(
+            _one(stores), channel, inputs["options"], filters=inputs.get("filters")
+        )
     ),
     "pour_aggregate_events": lambda stores, inputs, channel: pour_aggregate_events(
         _one(stores), channel, inputs["aggregate_id"], inputs["options"], inputs["filters"]

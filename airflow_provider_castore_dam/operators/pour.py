@@ -32,6 +32,7 @@ from airflow_provider_castore_dam.operators.partitioned import PartitionedPour, 
 from airflow_provider_castore_dam.operators.rendered import (
     rendered_bool,
     rendered_event_store_ids,
+    rendered_filters,
     rendered_literal,
     rendered_options,
     rendered_rate_limit,
@@ -187,14 +188,21 @@ class PourEventStoreAggregateIdsOperator(BasePourOperator):
         *BasePourOperator.template_fields,
         "event_store_id",
         "options",
+        "filters",
     )
 
     def __init__(
-        self, *, event_store_id: str, options: Mapping[str, Any] | None = None, **kwargs: Any
+        self,
+        *,
+        event_store_id: str,
+        options: Mapping[str, Any] | None = None,
+        filters: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.event_store_id = event_store_id
         self.options = options
+        self.filters = filters
 
     def pour(
         self, channel: MessageChannel, rate_limit: float | None, **engine: Any
@@ -204,6 +212,7 @@ class PourEventStoreAggregateIdsOperator(BasePourOperator):
             channel,
             rendered_options(self.options),
             rate_limit,
+            filters=rendered_filters(self.filters),
             **engine,
         )
 
@@ -243,7 +252,7 @@ class PourAggregateEventsOperator(BasePourOperator):
             channel,
             self.aggregate_id,
             rendered_options(self.options),
-            self.filters,
+            rendered_filters(self.filters),
             rate_limit,
             **engine,
         )
@@ -295,7 +304,7 @@ class PourEventStoreEventsOperator(PartitionablePourOperator):
         return pour_event_store_events(
             self.event_store(self.event_store_id),
             channel,
-            self.filters,
+            rendered_filters(self.filters),
             rate_limit,
             partition=self.rendered_partition(),
             **engine,
@@ -333,5 +342,10 @@ class PourEventStoreCollectionEventsOperator(PartitionablePourOperator):
             for store_id in rendered_event_store_ids(self.event_store_ids)
         ]
         return pour_event_store_collection_events(
-            stores, channel, self.filters, rate_limit, partition=self.rendered_partition(), **engine
+            stores,
+            channel,
+            rendered_filters(self.filters),
+            rate_limit,
+            partition=self.rendered_partition(),
+            **engine,
         )

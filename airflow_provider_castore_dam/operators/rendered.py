@@ -112,3 +112,24 @@ def rendered_literal(value: Any, name: str, expected: str) -> Any:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError) as error:
         raise InvalidPourInputError(f"{name} must be {expected}, not {value[:200]!r}") from error
+
+
+def rendered_filters(filters: Any) -> Any:
+    """Filters from rendered templates: ``event_types`` and ``aggregate_ids`` rendered as text
+    (a list param without ``render_template_as_native_obj``) become lists again: JSON, a
+    Python literal, or comma-separated names. The engine checks the rest."""
+    if not isinstance(filters, Mapping):
+        return filters
+    return {
+        key: _rendered_names(value, key) if key in ("event_types", "aggregate_ids") else value
+        for key, value in filters.items()
+    }
+
+
+def _rendered_names(value: Any, key: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text[:1] in ("[", "{"):
+        return rendered_literal(text, f"filters.{key}", "a list, a dict or comma-separated names")
+    return [name.strip() for name in text.split(",") if name.strip()]

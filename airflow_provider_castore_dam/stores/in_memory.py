@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 from copy import deepcopy
 
 from airflow_provider_castore_dam.errors import EventStoreError
-from airflow_provider_castore_dam.partitions import Partition
 from airflow_provider_castore_dam.protocols import (
     AggregateIdsPage,
     EventDetail,
@@ -20,6 +19,7 @@ from airflow_provider_castore_dam.protocols import (
     ScannedBatch,
     StoredEvent,
 )
+from airflow_provider_castore_dam.selection import Selection
 from airflow_provider_castore_dam.timestamps import normalize_timestamp
 
 DEFAULT_PAGE_SIZE = 100
@@ -152,15 +152,17 @@ class InMemoryScanningEventStore(InMemoryEventStore):
         *,
         from_timestamp: str | None = None,
         to_timestamp: str | None = None,
-        partition: Partition | None = None,
+        selection: Selection | None = None,
     ) -> Iterator[ScannedBatch]:
         scanned: list[tuple[str, str, int, EventDetail]] = []
         for aggregate_id, events in self._events.items():
-            if partition is not None and not partition.contains(aggregate_id):
+            if selection is not None and not selection.contains(aggregate_id):
                 continue
             floor = ""
             for event in events:
                 floor = max(floor, event["timestamp"])
+                if selection is not None and not selection.keeps_type(event["type"]):
+                    continue
                 if (from_timestamp is None or floor >= from_timestamp) and (
                     to_timestamp is None or floor <= to_timestamp
                 ):

@@ -207,3 +207,38 @@ def test_stores_are_closed_when_the_pour_fails(demo_connections, published, clos
 
     assert closed_stores == ["POKEMONS"]
     assert published() == []
+
+
+@pytest.mark.parametrize(
+    "event_types",
+    [
+        ["APPEARED", "LEVELLED_UP"],
+        "APPEARED, LEVELLED_UP",  # comma-separated, as a text param renders
+        "['APPEARED', 'LEVELLED_UP']",  # a list param without native rendering
+        '{"exclude": ["CAUGHT_BY_TRAINER"]}',
+    ],
+)
+def test_filters_rendered_as_text_are_lists_again(demo_connections, published, event_types):
+    operator = PourEventStoreCollectionEventsOperator(
+        task_id="pour",
+        event_store_ids="POKEMONS",
+        filters={"event_types": event_types, "aggregate_ids": "pikachu1,arcanine1"},
+    )
+
+    result = operator.execute({})
+
+    assert [(m["event"]["aggregateId"], m["event"]["version"]) for m in published()] == [
+        ("pikachu1", 1),
+        ("arcanine1", 1),
+        ("pikachu1", 3),
+    ]
+    assert result["digest"]["inputs"]["filters"]["aggregate_ids"] == ["arcanine1", "pikachu1"]
+
+
+def test_aggregate_ids_operator_takes_aggregate_id_filters(demo_connections, published):
+    operator = PourEventStoreAggregateIdsOperator(
+        task_id="pour", event_store_id="POKEMONS", filters={"aggregate_ids": ["charizard1"]}
+    )
+
+    assert operator.execute({})["poured_aggregate_id_count"] == 1
+    assert [m["aggregateId"] for m in published()] == ["charizard1"]

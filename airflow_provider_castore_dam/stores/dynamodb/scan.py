@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from airflow_provider_castore_dam.external_sort import RUN_ITEMS
-from airflow_provider_castore_dam.partitions import Partition
 from airflow_provider_castore_dam.protocols import EventDetail, ScannedBatch, ScannedEvent
+from airflow_provider_castore_dam.selection import Selection
 from airflow_provider_castore_dam.stores.dynamodb.arguments import check_positive, timestamp_bound
 from airflow_provider_castore_dam.stores.dynamodb.parallel_scan import (
     DEFAULT_SCAN_PAGE_ITEMS,
@@ -86,35 +86,44 @@ class DynamoDBTableScanEventStore(DynamoDBEventStore):
         *,
         from_timestamp: str | None = None,
         to_timestamp: str | None = None,
-        partition: Partition | None = None,
+        selection: Selection | None = None,
     ) -> Iterator[ScannedBatch]:
         """Every event whose pour timestamp lies within the inclusive bounds, in
         ``(pour_timestamp, aggregate_id, version)`` order, ``scan_batch_size`` at a time.
-        With ``partition``, the scan still reads the whole table (DynamoDB's own scan
-        segments do not follow the partition hash) but keeps only the partition's events,
-        before they are sorted."""
+        With ``selection``, the scan still reads the whole table (DynamoDB's own scan
+        segments do not follow the partition hash; a ``FilterExpression`` only saves what
+        comes back) and keeps only the selected aggregates; event types are left out once every
+        event has its pour timestamp."""
         start = timestamp_bound(from_timestamp, "from_timestamp", round_up=True)
         end = timestamp_bound(to_timestamp, "to_timestamp")
         self._store_table.layout_check.ensure()
         settings = self._scan_settings
-        scanned_events = scan_items(self._store_table, settings, self._decoder(partition))
+        scanned_events = scan_items(
+            self._store_table, settings, self._decoder(selection), selection
+        )
         by_version = settings.sorted(scanned_events, key=_version_key)
+        keeps_type = _every_type if selection is None else selection.keeps_type
         in_range = (
             scanned
             for scanned in _with_pour_timestamps(by_version)
             if (start is None or scanned.pour_timestamp >= start)
             and (end is None or scanned.pour_timestamp <= end)
+            and keeps_type(scanned.event["type"])
         )
         in_order = settings.sorted(in_range, key=_pour_key)
         while batch := ScannedBatch.of(itertools.islice(in_order, self._scan_batch_size)):
             yield batch
 
-    def _decoder(self, partition: Partition | None) -> PageDecoder[EventDetail]:
+    def _decoder(self, selection: Selection | None) -> PageDecoder[EventDetail]:
         event = self._store_table.items.event
-        if partition is None:
+        if selection is None:
             return lambda items: [event(item) for item in items]
-        contains = partition.contains
+        contains = selection.contains
         return lambda items: [e for e in map(event, items) if contains(e["aggregateId"])]
+
+
+def _every_type(_: object) -> bool:
+    return True
 
 
 def _version_key(event: EventDetail) -> tuple[str, int]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg import sql
 
-from airflow_provider_castore_dam.partitions import Partition
+from airflow_provider_castore_dam.selection import Selection
 from airflow_provider_castore_dam.stores.postgres.connection import Connections
 from airflow_provider_castore_dam.stores.postgres.layout import TableLayout
 
@@ -23,8 +23,8 @@ class EventTable:
     event_store_id: str
     scan_batch_size: int
     check_clock_skew: bool
-    partition: Partition | None = None
-    """Scans read only this partition's aggregates."""
+    selection: Selection | None = None
+    """Scans read only this selection's aggregates."""
 
     def describe(self, what: str) -> str:
         """``what`` (a read) with the table and the server, for retry logs."""

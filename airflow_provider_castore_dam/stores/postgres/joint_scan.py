@@ -32,7 +32,7 @@ def joint_scan(
         with table.connections.pool.connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             query, params = scan_query(
-                table.layout, table.event_store_id, None, end, store_ids, table.partition
+                table.layout, table.event_store_id, None, end, store_ids, table.selection
             )
             reader = CursorReader(conn, query, params, table.scan_batch_size)
             batches = reader.batches()

@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from airflow_provider_castore_dam.errors import EventStoreError
-from airflow_provider_castore_dam.partitions import Partition
+from airflow_provider_castore_dam.selection import Selection
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +97,42 @@ class TableLayout:
         return conditions
 
     @staticmethod
-    def in_partition(partition: Partition | None, params: dict[str, Any]) -> list[sql.Composable]:
-        """The condition that keeps the aggregates of ``partition`` (none for the whole
-        store): the hash of :mod:`airflow_provider_castore_dam.partitions`, in SQL."""
-        if partition is None:
+    def selected_aggregates(
+        selection: Selection | None, params: dict[str, Any]
+    ) -> list[sql.Composable]:
+        """The conditions that keep the aggregates ``selection`` selects (none for the whole
+        store): the partition's hash of :mod:`airflow_provider_castore_dam.partitions` in SQL,
+        the aggregate ids."""
+        if selection is None:
             return []
-        params["partition_index"], params["partition_count"] = partition.index, partition.count
-        return [
-            sql.SQL(
-                "('x' || substr(md5(aggregate_id::text), 1, 8))::bit(32)::bigint"
-                " %% %(partition_count)s = %(partition_index)s"
+        conditions: list[sql.Composable] = []
+        if selection.partition is not None:
+            partition = selection.partition
+            params["partition_index"], params["partition_count"] = partition.index, partition.count
+            conditions.append(
+                sql.SQL(
+                    "('x' || substr(md5(aggregate_id::text), 1, 8))::bit(32)::bigint"
+                    " %% %(partition_count)s = %(partition_index)s"
+                )
             )
-        ]
+        if selection.aggregate_ids is not None:
+            params["aggregate_ids"] = sorted(selection.aggregate_ids)
+            conditions.append(sql.SQL("aggregate_id::text = ANY(%(aggregate_ids)s)"))
+        return conditions
+
+    @staticmethod
+    def selected_types(selection: Selection | None, params: dict[str, Any]) -> list[sql.Composable]:
+        """The conditions that keep the event types ``selection`` selects (none for all)."""
+        conditions: list[sql.Composable] = []
+        if selection is None:
+            return conditions
+        if selection.event_types is not None:
+            params["event_types"] = sorted(selection.event_types)
+            conditions.append(sql.SQL("type::text = ANY(%(event_types)s)"))
+        if selection.excluded_event_types:
+            params["excluded_event_types"] = sorted(selection.excluded_event_types)
+            conditions.append(sql.SQL("type::text <> ALL(%(excluded_event_types)s)"))
+        return conditions
 
     @property
     def millis(self) -> sql.Composable:

@@ -123,7 +123,7 @@ def _reader(
     table: EventTable, conn: psycopg.Connection[Any], start: str | None, end: str | None
 ) -> CursorReader:
     query, params = scan_query(
-        table.layout, table.event_store_id, start, end, partition=table.partition
+        table.layout, table.event_store_id, start, end, selection=table.selection
     )
     return CursorReader(conn, query, params, table.scan_batch_size)
 
@@ -224,7 +224,7 @@ def _skewed_tail(
     end: str | None,
 ) -> Iterator[ScannedBatch]:
     query, params = skewed_tail_query(
-        table.layout, table.event_store_id, skew_from, start, end, table.partition
+        table.layout, table.event_store_id, skew_from, start, end, table.selection
     )
     reader = CursorReader(conn, query, params, table.scan_batch_size)
     batches = reader.batches()

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg import sql
 
-from airflow_provider_castore_dam.partitions import Partition
+from airflow_provider_castore_dam.selection import Selection
 from airflow_provider_castore_dam.stores.postgres.layout import (
     EVENT_COLUMNS,
     TableLayout,
@@ -22,12 +22,12 @@ def scan_query(
     start: str | None,
     end: str | None,
     store_ids: Sequence[str] | None = None,
-    partition: Partition | None = None,
+    selection: Selection | None = None,
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """The store's events between the bounds, in ``(timestamp, aggregate_id, version)``
     order (timestamps cut to the millisecond). With ``store_ids``, the events of those
     stores in ``(timestamp, store id, aggregate_id, version)`` order, each row ending with
-    its store id. With ``partition``, only its aggregates' events."""
+    its store id. With ``selection``, only its aggregates' events."""
     conditions: list[sql.Composable] = [sql.SQL("aggregate_name = %(store)s")]
     params: dict[str, Any] = {"store": event_store_id}
     store = sql.SQL("")
@@ -36,7 +36,8 @@ def scan_query(
         params = {"stores": list(store_ids)}
         store = sql.SQL('aggregate_name COLLATE "C" AS pour_s, ')
     conditions += layout.within(start, end, params)
-    conditions += layout.in_partition(partition, params)
+    conditions += layout.selected_aggregates(selection, params)
+    conditions += layout.selected_types(selection, params)
     order = sql.SQL("pour_t, pour_s, pour_a, version" if store_ids else "pour_t, pour_a, version")
     # Sort the rows as stored, format them after: the sort (which must end before the
     # first row) stays small, and the formatting happens while Python reads earlier rows.
@@ -97,14 +98,15 @@ def skewed_tail_query(
     skew_from: str,
     start: str | None,
     end: str | None,
-    partition: Partition | None = None,
+    selection: Selection | None = None,
 ) -> tuple[sql.Composed, dict[str, Any]]:
-    """Events from ``skew_from`` on (of ``partition``'s aggregates only, when given), placed
+    """Events from ``skew_from`` on (of ``selection``'s aggregates only, when given), placed
     at the running maximum of their aggregate's timestamps (earlier events do not change it:
     they are all before ``skew_from``), within the bounds, in pour order; each row starts
     with its pour timestamp."""
-    filters: list[sql.Composable] = []
     params: dict[str, Any] = {"store": event_store_id, "skew_from": skew_from}
+    # Types after the running maximum: an event left out still places the ones after it.
+    filters = layout.selected_types(selection, params)
     if start is not None:
         filters.append(sql.SQL("pour >= {}").format(millis_bound("start")))
         params["start"] = start
@@ -126,7 +128,7 @@ def skewed_tail_query(
         " SELECT *, max(t) OVER (PARTITION BY aggregate_id ORDER BY version"
         " ROWS UNBOUNDED PRECEDING) AS pour FROM ("
         "  SELECT {inner_columns} FROM {table}"
-        "  WHERE aggregate_name = %(store)s AND {timestamp} >= {skew_from}{partition}) r) s"
+        "  WHERE aggregate_name = %(store)s AND {timestamp} >= {skew_from}{selection}) r) s"
         " {where} ORDER BY pour, {aggregate}, version"
     ).format(
         pour_text=layout.text_of(sql.Identifier("pour")),
@@ -144,8 +146,9 @@ def skewed_tail_query(
         table=layout.table,
         timestamp=sql.Identifier("timestamp"),
         skew_from=layout.bound("skew_from"),
-        partition=sql.SQL("").join(
-            sql.SQL(" AND ") + condition for condition in layout.in_partition(partition, params)
+        selection=sql.SQL("").join(
+            sql.SQL(" AND ") + condition
+            for condition in layout.selected_aggregates(selection, params)
         ),
         where=sql.SQL("WHERE ") + sql.SQL(" AND ").join(filters) if filters else sql.SQL(""),
         aggregate=layout.aggregate_order,

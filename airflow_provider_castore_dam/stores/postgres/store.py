@@ -14,7 +14,6 @@ import psycopg
 from psycopg import sql
 
 from airflow_provider_castore_dam.errors import EventStoreError
-from airflow_provider_castore_dam.partitions import Partition
 from airflow_provider_castore_dam.protocols import (
     AggregateIdsPage,
     EventDetail,
@@ -25,6 +24,7 @@ from airflow_provider_castore_dam.protocols import (
     StoredEvent,
 )
 from airflow_provider_castore_dam.retry import RetryPolicy
+from airflow_provider_castore_dam.selection import Selection
 from airflow_provider_castore_dam.stores.postgres.aggregate import aggregate_events
 from airflow_provider_castore_dam.stores.postgres.audit import audit
 from airflow_provider_castore_dam.stores.postgres.connection import Connections, build_conninfo
@@ -290,11 +290,11 @@ class PostgresEventStore:
         *,
         from_timestamp: str | None = None,
         to_timestamp: str | None = None,
-        partition: Partition | None = None,
+        selection: Selection | None = None,
     ) -> Generator[ScannedBatch, None, None]:
         """Every event whose pour timestamp is within the inclusive bounds, in
         ``(pour_timestamp, aggregate_id, version)`` order, streamed by one query in batches
-        of ``scan_batch_size``; with ``partition``, only its aggregates' events.
+        of ``scan_batch_size``; with ``selection``, only its aggregates' events.
 
         The store is checked before this returns; reading starts at the first ``next()``.
         The scan holds one connection and one read-only transaction (REPEATABLE READ) until
@@ -306,7 +306,7 @@ class PostgresEventStore:
             else normalize_timestamp(from_timestamp, "from_timestamp", round_up=True)
         )
         end = None if to_timestamp is None else normalize_timestamp(to_timestamp, "to_timestamp")
-        return scan(replace(self._ready(), partition=partition), start, end)
+        return scan(replace(self._ready(), selection=selection), start, end)
 
     def audit_events(self) -> Generator[list[StoredEvent], None, None]:
         """Every row of the store as stored, for the integrity check (see
@@ -339,7 +339,7 @@ class PostgresEventStore:
         stores: Sequence[JointlyScannableEventStore],
         *,
         to_timestamp: str | None = None,
-        partition: Partition | None = None,
+        selection: Selection | None = None,
     ) -> Generator[JointScanBatch, None, None]:
         """The events of ``stores`` (this one among them or not; all with this store's
         :attr:`joint_scan_key`) up to ``to_timestamp``, in pour order across the stores,
@@ -356,7 +356,7 @@ class PostgresEventStore:
         if any(store.joint_scan_key != self.joint_scan_key for store in stores):
             raise ValueError("scan_jointly: every store must have this store's joint_scan_key")
         end = None if to_timestamp is None else normalize_timestamp(to_timestamp, "to_timestamp")
-        table = replace(self._ready(), partition=partition)
+        table = replace(self._ready(), selection=selection)
         for store in stores:
             cast(PostgresEventStore, store)._ready()
         return joint_scan(table, sorted({store.event_store_id for store in stores}), end)
