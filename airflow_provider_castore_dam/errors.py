@@ -33,6 +33,19 @@ class MessageChannelError(CastoreDamError):
         self.confirmed_count = confirmed_count
 
 
+class EventAlreadyExistsError(MessageChannelError):
+    """An event store written to already holds this (event store, aggregate, version) and the
+    conflict policy does not let the write go on (Castore's ``EventAlreadyExistsError``)."""
+
+    def __init__(
+        self, message: str, *, event_store_id: str, aggregate_id: str, version: int
+    ) -> None:
+        super().__init__(message)
+        self.event_store_id = event_store_id
+        self.aggregate_id = aggregate_id
+        self.version = version
+
+
 class PourInterruptedError(CastoreDamError):
     """A pour stopped before its end; ``result`` holds what the channel confirmed until then."""
 

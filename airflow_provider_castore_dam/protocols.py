@@ -320,6 +320,10 @@ class MessageChannel(Protocol):
     int, 1 to 256): the pour then makes up to that many ``publish_messages`` calls at the
     same time, from worker threads, never two holding the same aggregate (see
     :mod:`airflow_provider_castore_dam.dam.in_flight`). Without it, calls are one at a time.
+
+    A channel that refuses what it already holds (an event store destination) has an optional
+    method ``expect_repeats(count)``: a resumed pour calls it first, with the most messages
+    it may publish again (its window), which the channel then takes as already written.
     """
 
     @property

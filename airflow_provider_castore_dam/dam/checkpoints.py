@@ -285,6 +285,11 @@ def start_pour(
         digest=_digest_to_continue(resumed, inputs),
         on_confirmed=None if ledger is None else ledger.confirmed,
     )
+    expect_repeats = getattr(message_channel, "expect_repeats", None)
+    if resumed is not None and callable(expect_repeats):
+        # A destination that checks what is already there (an event store) must take the
+        # interrupted try's own writes, which the resumed pour publishes again, as written.
+        expect_repeats(pourer.window)
     return ResumablePour(pourer, resumed, ledger)
 
 

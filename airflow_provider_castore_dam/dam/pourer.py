@@ -92,6 +92,11 @@ class MessagePourer:
         self.last_poured: Message | None = None
 
     @property
+    def window(self) -> int:
+        """The most messages a resumed pour publishes again: ``max_in_flight`` calls."""
+        return channel_max_in_flight(self._channel) * self._batch_size
+
+    @property
     def poured_count(self) -> int:
         return self._in_order_count + self._unordered_count
 

@@ -1,0 +1,242 @@
+"""A PostgreSQL event table as a pour's destination: events written as Castore's PostgreSQL
+adapter writes them (see :mod:`airflow_provider_castore_dam.stores.destination`).
+
+Each call is one transaction on one connection:
+
+1. ``COPY`` the call's events into a temporary table shaped like the destination's columns;
+2. unless the policy is ``overwrite``, find the events already in the table (a join on its
+   unique key) and settle each with the conflict policy;
+3. ``INSERT ... SELECT`` the rest, in the call's order (``overwrite``: ``ON CONFLICT ... DO
+   UPDATE`` of type, data, metadata and timestamp, as Castore's ``force``).
+
+Columns are Castore's: ``aggregate_name`` (the message's event store id), ``aggregate_id``,
+``version``, ``type``, ``data`` and ``metadata`` (JSONB, NULL when the event has none) and
+``timestamp``. A transient error (a dropped connection, the server restarting) retries the
+whole call on a new connection, within the retry policy; a retry takes identical events
+already in the table as its own writes (the commit may have happened before the connection
+was lost).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from airflow_provider_castore_dam.errors import (
+    EventAlreadyExistsError,
+    InvalidPourInputError,
+    MessageChannelError,
+)
+from airflow_provider_castore_dam.protocols import Message
+from airflow_provider_castore_dam.retry import RetryPolicy, call_with_retries, gave_up_note
+from airflow_provider_castore_dam.stores.destination import (
+    Repeats,
+    Written,
+    events_to_write,
+    parse_conflict_policy,
+    settle_conflict,
+    without_duplicates,
+)
+from airflow_provider_castore_dam.stores.postgres.connection import (
+    build_conninfo,
+    describe_conninfo,
+    one_line,
+    postgres_failure,
+)
+from airflow_provider_castore_dam.stores.postgres.layout import split_table
+
+DEFAULT_BATCH_SIZE = 2_000
+COLUMNS = ("aggregate_name", "aggregate_id", "version", "type", "data", "metadata", "timestamp")
+_BATCH = sql.Identifier("castore_dam_batch")
+_SAME_KEY = sql.SQL(
+    "e.aggregate_name = b.aggregate_name AND e.aggregate_id = b.aggregate_id"
+    " AND e.version = b.version"
+)
+_IDENTICAL = sql.SQL(
+    "e.type = b.type AND e.data IS NOT DISTINCT FROM b.data"
+    " AND e.metadata IS NOT DISTINCT FROM b.metadata"
+    " AND date_trunc('milliseconds', e.timestamp) = date_trunc('milliseconds', b.timestamp)"
+)
+
+
+def _json(event: dict[str, Any], key: str) -> str | None:
+    return json.dumps(event[key], ensure_ascii=False) if key in event else None
+
+
+class PostgresEventStoreDestination:
+    """Writes poured events into ``table`` (``"event"``, ``"schema.table"``) of a PostgreSQL
+    database in Castore's layout; ``conflict``: ``fail``, ``skip_identical`` or
+    ``overwrite``. Connection as for :class:`~.store.PostgresEventStore` (``conninfo``
+    and/or keyword parts). Use it as the message channel of a pour; close it after."""
+
+    max_in_flight = 1
+
+    def __init__(
+        self,
+        conninfo: str | None = None,
+        *,
+        table: str | tuple[str, str] = "event",
+        conflict: str = "fail",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        connect_timeout: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        **parts: Any,
+    ) -> None:
+        self._conflict = parse_conflict_policy(conflict)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidPourInputError(
+                f"batch_size must be a positive integer, not {batch_size!r}"
+            )
+        self.max_batch_size = batch_size
+        self._conninfo = build_conninfo(conninfo, connect_timeout, **parts)
+        self._table_parts = split_table(table)
+        self._table = sql.Identifier(*self._table_parts)
+        self._retry_policy = retry_policy or RetryPolicy()
+        self._connection: psycopg.Connection[Any] | None = None
+        self._repeats = Repeats()
+
+    def __repr__(self) -> str:
+        return (
+            f"PostgresEventStoreDestination(table={'.'.join(self._table_parts)!r}, "
+            f"{describe_conninfo(self._conninfo)}, conflict={self._conflict!r})"
+        )
+
+    def __enter__(self) -> PostgresEventStoreDestination:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def expect_repeats(self, count: int) -> None:
+        """The next ``count`` messages may repeat writes of an interrupted try."""
+        self._repeats.expect(count)
+
+    def publish_messages(self, messages: Sequence[Message], *, replay: bool) -> None:
+        events = without_duplicates(events_to_write(messages))
+        repeats_allowed = self._repeats.take(len(messages))
+        attempt = 0
+
+        def write() -> None:
+            nonlocal attempt
+            attempt += 1
+            self._write(events, repeats_allowed or attempt > 1)
+
+        try:
+            call_with_retries(
+                write,
+                policy=self._retry_policy,
+                what=f"writing {len(events)} events to {self._where()}",
+                classify=postgres_failure,
+            )
+        except EventAlreadyExistsError:
+            raise
+        except psycopg.Error as error:
+            self.close()
+            raise MessageChannelError(
+                f"writing events to {self._where()} failed: {one_line(error)}{gave_up_note(error)}"
+            ) from error
+
+    def _where(self) -> str:
+        return f"table {'.'.join(self._table_parts)} at {describe_conninfo(self._conninfo)}"
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._connection is None or self._connection.closed:
+            conn = psycopg.connect(self._conninfo, application_name="airflow-provider-castore-dam")
+            try:
+                conn.execute("SET TIME ZONE 'UTC'")
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TEMP TABLE {batch} ON COMMIT DELETE ROWS AS"
+                        " SELECT {columns}, 0 AS position FROM {table} WITH NO DATA"
+                    ).format(
+                        batch=_BATCH,
+                        columns=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
+                        table=self._table,
+                    )
+                )
+                conn.commit()
+            except BaseException:
+                conn.close()
+                raise
+            self._connection = conn
+        return self._connection
+
+    def _write(self, events: list[Written], repeats_allowed: bool) -> None:
+        conn = self._connect()
+        try:
+            with conn.transaction():
+                self._copy(conn, events)
+                skipped = (
+                    []
+                    if self._conflict == "overwrite"
+                    else self._settle(conn, events, repeats_allowed)
+                )
+                self._insert(conn, skipped)
+        except psycopg.Error:
+            self.close()
+            raise
+
+    @staticmethod
+    def _copy(conn: psycopg.Connection[Any], events: list[Written]) -> None:
+        columns = sql.SQL(", ").join(map(sql.Identifier, (*COLUMNS, "position")))
+        with conn.cursor().copy(sql.SQL("COPY {} ({}) FROM STDIN").format(_BATCH, columns)) as copy:
+            for written in events:
+                event = written.event
+                copy.write_row(
+                    (
+                        written.event_store_id,
+                        event["aggregateId"],
+                        event["version"],
+                        event["type"],
+                        _json(event, "payload"),
+                        _json(event, "metadata"),
+                        event["timestamp"],
+                        written.position,
+                    )
+                )
+
+    def _settle(
+        self, conn: psycopg.Connection[Any], events: list[Written], repeats_allowed: bool
+    ) -> list[int]:
+        """The positions of the events already in the table to leave as they are; raises on
+        a conflict the policy does not let through."""
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT b.position, {identical} FROM {batch} b JOIN {table} e ON {same_key}"
+                " ORDER BY b.position"
+            ).format(identical=_IDENTICAL, batch=_BATCH, table=self._table, same_key=_SAME_KEY)
+        ).fetchall()
+        by_position = {written.position: written for written in events}
+        return [
+            position
+            for position, identical in rows
+            if settle_conflict(
+                by_position[position], bool(identical), self._conflict, repeats_allowed
+            )
+        ]
+
+    def _insert(self, conn: psycopg.Connection[Any], skipped: list[int]) -> None:
+        columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        on_conflict = sql.SQL("")
+        if self._conflict == "overwrite":
+            on_conflict = sql.SQL(
+                " ON CONFLICT (aggregate_name, aggregate_id, version) DO UPDATE SET"
+                " type = EXCLUDED.type, data = EXCLUDED.data, metadata = EXCLUDED.metadata,"
+                " timestamp = EXCLUDED.timestamp"
+            )
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {table} ({columns}) SELECT {columns} FROM {batch}"
+                " WHERE position <> ALL(%(skipped)s) ORDER BY position{on_conflict}"
+            ).format(table=self._table, columns=columns, batch=_BATCH, on_conflict=on_conflict),
+            {"skipped": skipped},
+        )
