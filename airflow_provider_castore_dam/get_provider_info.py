@@ -141,6 +141,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{_PACKAGE}.operators.pour",
                     f"{_PACKAGE}.operators.integrity",
                     f"{_PACKAGE}.operators.reconcile",
+                    f"{_PACKAGE}.operators.migrate",
                 ],
             }
         ],

@@ -26,6 +26,13 @@ from airflow_provider_castore_dam.dam.digest import Digest, parse_store_digests
 from airflow_provider_castore_dam.dam.inputs import parse_rate_limit
 from airflow_provider_castore_dam.dam.pourer import MessagePourer
 from airflow_provider_castore_dam.dam.progress import PourProgress
+from airflow_provider_castore_dam.dam.transforms import (
+    Entry,
+    Offsets,
+    Transformer,
+    apply_offsets,
+    transformer_for,
+)
 from airflow_provider_castore_dam.errors import InvalidPourInputError
 from airflow_provider_castore_dam.protocols import (
     Message,
@@ -37,12 +44,17 @@ from airflow_provider_castore_dam.protocols import (
 CHECKPOINT_FORMAT = 2
 
 
-class Checkpoint(TypedDict):
+class _CheckpointFields(TypedDict):
     format: int
     utility: str
     inputs: dict[str, Any]
     positions: dict[str, dict[str, Any]]
     result: dict[str, Any]
+
+
+class Checkpoint(_CheckpointFields, total=False):
+    version_offsets: Offsets
+    """With a transform: the version offsets at the positions (see :mod:`.transforms`)."""
 
 
 class CheckpointMismatchError(InvalidPourInputError):
@@ -78,13 +90,26 @@ def parse_checkpoint(value: object, utility: str, inputs: Mapping[str, Any]) -> 
             raise InvalidPourInputError(
                 f"checkpoint position of {store_id!r} must be a dict, not {_shown(position)}"
             )
-    return Checkpoint(
+    checkpoint = Checkpoint(
         format=CHECKPOINT_FORMAT,
         utility=utility,
         inputs=dict(inputs),
         positions={store_id: dict(p) for store_id, p in value["positions"].items()},
         result=dict(value["result"]),
     )
+    offsets = value.get("version_offsets", {})
+    if not isinstance(offsets, dict) or not all(
+        isinstance(by_id, dict)
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in by_id.values())
+        for by_id in offsets.values()
+    ):
+        raise InvalidPourInputError(
+            f"checkpoint version_offsets must map store ids to {{aggregate id: int}}, "
+            f"not {_shown(offsets)}"
+        )
+    if offsets:
+        checkpoint["version_offsets"] = {store: dict(by_id) for store, by_id in offsets.items()}
+    return checkpoint
 
 
 def _shown(value: object) -> str:
@@ -164,8 +189,9 @@ POSITION_OF = {
 
 class CheckpointLedger:
     """Messages handed to the pourer and not yet confirmed, in order, with their pour
-    timestamps. Confirmations (:meth:`confirmed`) move each store's position forward and
-    save a checkpoint. Holds at most the messages between two confirmations."""
+    timestamps (or, with a transform, the :class:`~.transforms.Entry` of each). Confirmations
+    (:meth:`confirmed`) move each store's position forward and save a checkpoint. Holds at
+    most the messages between two confirmations."""
 
     def __init__(
         self,
@@ -181,7 +207,8 @@ class CheckpointLedger:
         self._positions = {} if resumed is None else dict(resumed["positions"])
         self._result = result
         self._save = save
-        self._pending: deque[tuple[Message, str | None]] = deque()
+        self._offsets: Offsets = {} if resumed is None else resumed.get("version_offsets", {})
+        self._pending: deque[tuple[Message, str | None] | Entry] = deque()
 
     def add(
         self, messages: Sequence[Message], pour_timestamps: Iterable[str] | None = None
@@ -191,22 +218,40 @@ class CheckpointLedger:
         else:
             self._pending.extend(zip(messages, pour_timestamps, strict=True))
 
+    def add_entries(self, entries: Iterable[Entry]) -> None:
+        """The entries of transformed messages, one per message handed to the pourer."""
+        self._pending.extend(entries)
+
     def confirmed(self, count: int) -> None:
         if count <= 0:
             return
+        at_boundary = True
         for _ in range(count):
-            message, pour_timestamp = self._pending.popleft()
-            self._positions[message["eventStoreId"]] = self._position_of(message, pour_timestamp)
-        self._save(self.checkpoint())
+            entry = self._pending.popleft()
+            if isinstance(entry, Entry):
+                for message, pour_timestamp in entry.positions:
+                    self._move(message, pour_timestamp)
+                apply_offsets(self._offsets, entry.offsets)
+                at_boundary = bool(entry.positions)
+            else:
+                self._move(*entry)
+        if at_boundary:  # not within a fanned-out event: counts and positions agree
+            self._save(self.checkpoint())
+
+    def _move(self, message: Message, pour_timestamp: str | None) -> None:
+        self._positions[message["eventStoreId"]] = self._position_of(message, pour_timestamp)
 
     def checkpoint(self) -> Checkpoint:
-        return Checkpoint(
+        checkpoint = Checkpoint(
             format=CHECKPOINT_FORMAT,
             utility=self._utility,
             inputs=dict(self._inputs),
             positions={store_id: dict(p) for store_id, p in self._positions.items()},
             result=dict(self._result()),
         )
+        if self._offsets:
+            checkpoint["version_offsets"] = {s: dict(ids) for s, ids in self._offsets.items()}
+        return checkpoint
 
 
 # --------------------------------------------------------------------------- resuming
@@ -252,6 +297,8 @@ class ResumablePour(NamedTuple):
     """The checkpoint this pour continues, checked against its inputs."""
     ledger: CheckpointLedger | None
     """Tells ``on_checkpoint`` after every confirmed batch; ``None`` without it."""
+    transformer: Transformer | None = None
+    """Applies the pour's transform and renames (see :mod:`.transforms`), if any."""
 
 
 def start_pour(
@@ -290,13 +337,16 @@ def start_pour(
         # A destination that checks what is already there (an event store) must take the
         # interrupted try's own writes, which the resumed pour publishes again, as written.
         expect_repeats(pourer.window)
-    return ResumablePour(pourer, resumed, ledger)
+    offsets = {} if resumed is None else resumed.get("version_offsets", {})
+    return ResumablePour(pourer, resumed, ledger, transformer_for(inputs, offsets))
 
 
 def _digest_to_continue(resumed: Checkpoint | None, inputs: Mapping[str, Any]) -> Digest:
     """The resumed pour's digest, or an empty one for the pour's stores."""
     if resumed is None:
-        return Digest(inputs.get("event_store_ids") or [inputs["event_store_id"]])
+        renames = inputs.get("rename_event_stores") or {}
+        store_ids = inputs.get("event_store_ids") or [inputs["event_store_id"]]
+        return Digest(renames.get(store_id, store_id) for store_id in store_ids)
     saved = resumed["result"].get("digest")
     stores = saved.get("event_stores") if isinstance(saved, Mapping) else None
     return Digest.of(parse_store_digests(stores, "checkpoint digest"))

@@ -4,11 +4,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from airflow_provider_castore_dam.dam.transforms import TransformError
 from airflow_provider_castore_dam.errors import (
     MessageChannelError,
     PourInterruptedError,
     PourStoppedError,
 )
+
+_CAUSES = {PourStoppedError: "stopped on request", TransformError: "stopped by its transform"}
 
 
 @contextmanager
@@ -17,9 +20,9 @@ def interrupted_by_channel(result: Callable[[], Mapping[str, Any]]) -> Iterator[
     the partial result."""
     try:
         yield
-    except (MessageChannelError, PourStoppedError) as error:
+    except (MessageChannelError, PourStoppedError, TransformError) as error:
         partial = dict(result())
-        cause = "stopped on request" if isinstance(error, PourStoppedError) else "interrupted"
+        cause = _CAUSES.get(type(error), "interrupted")
         raise PourInterruptedError(
             f"pour {cause}: {error}; confirmed before that: {partial}", result=partial
         ) from error

@@ -31,6 +31,7 @@ from airflow_provider_castore_dam.dam.messages import notification_message
 from airflow_provider_castore_dam.dam.pourer import MessagePourer
 from airflow_provider_castore_dam.dam.reading import iter_aggregate_ids
 from airflow_provider_castore_dam.dam.results import ScanInfos, empty_scan_infos
+from airflow_provider_castore_dam.dam.transforms import Transformer, TransformError
 from airflow_provider_castore_dam.protocols import (
     EventDetail,
     EventStore,
@@ -63,14 +64,32 @@ class PourBatch(NamedTuple):
 
 
 def pour_batches(
-    batches: Iterable[PourBatch], pourer: MessagePourer, ledger: CheckpointLedger | None
+    batches: Iterable[PourBatch],
+    pourer: MessagePourer,
+    ledger: CheckpointLedger | None,
+    transformer: Transformer | None = None,
 ) -> None:
-    """Publish every batch in order, telling the checkpoint ledger what is in flight."""
+    """Publish every batch in order (transformed, with a transformer), telling the
+    checkpoint ledger what is in flight."""
     with pourer:
         for batch in batches:
-            if ledger is not None:
-                ledger.add(batch.messages, batch.pour_timestamps)
-            pourer.pour_many(batch.messages)
+            if transformer is None:
+                messages = batch.messages
+                if ledger is not None:
+                    ledger.add(messages, batch.pour_timestamps)
+            else:
+                try:
+                    messages, entries = transformer.apply(batch.messages, batch.pour_timestamps)
+                except TransformError as error:  # pour what came before the event, then stop
+                    messages, entries = error.before
+                    if ledger is not None:
+                        ledger.add_entries(entries)
+                    pourer.pour_many(messages)
+                    pourer.flush()
+                    raise
+                if ledger is not None:
+                    ledger.add_entries(entries)
+            pourer.pour_many(messages)
         pourer.flush()
 
 

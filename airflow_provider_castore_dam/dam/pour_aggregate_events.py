@@ -23,7 +23,8 @@ from airflow_provider_castore_dam.dam.messages import notification_message
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.reading import iter_aggregate_events
 from airflow_provider_castore_dam.dam.results import AggregateEventsPourResult
-from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
+from airflow_provider_castore_dam.dam.transforms import TransformError, parse_transforms
+from airflow_provider_castore_dam.protocols import EventDetail, EventStore, MessageChannel
 
 UTILITY = "pour_aggregate_events"
 
@@ -39,13 +40,16 @@ def pour_aggregate_events(
     progress: PourProgress | None = None,
     checkpoint: Mapping[str, Any] | None = None,
     on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    transform: Callable[[str, EventDetail], Any] | str | None = None,
+    rename_event_stores: Mapping[str, str] | None = None,
 ) -> AggregateEventsPourResult:
     """Publish the events of one aggregate, in version order (descending with ``reverse``).
 
     ``options`` select events as Castore's getEvents does (``min_version``, ``max_version``,
     ``limit``, ``reverse``); ``filters`` (``from``, ``to``, inclusive) then keep those whose
     timestamp is in range, and ``event_types`` those of the types it keeps (see
-    :mod:`.filters`). An unknown aggregate pours nothing. ``checkpoint`` and
+    :mod:`.filters`). ``transform`` and ``rename_event_stores``: see :mod:`.transforms`. An
+    unknown aggregate pours nothing. ``checkpoint`` and
     ``on_checkpoint`` as in :func:`.pour_event_store_events`.
     """
     event_store = parse_event_store(event_store)
@@ -60,8 +64,9 @@ def pour_aggregate_events(
         "aggregate_id": aggregate_id,
         "options": asdict(events_options),
         "filters": pour_filters.as_json(),
+        **parse_transforms(transform, rename_event_stores),
     }
-    pourer, resumed, ledger = start_pour(
+    pourer, resumed, ledger, transformer = start_pour(
         UTILITY,
         inputs,
         message_channel,
@@ -97,8 +102,18 @@ def pour_aggregate_events(
                 and (selection is None or selection.keeps_type(event["type"]))
             ):
                 message = notification_message(store_id, event)
+                if transformer is None:
+                    if ledger is not None:
+                        ledger.add([message])
+                    pourer.pour(message)
+                    continue
+                try:
+                    messages, entries = transformer.apply([message], [None])
+                except TransformError:  # what came before is published, then the pour stops
+                    pourer.flush()
+                    raise
                 if ledger is not None:
-                    ledger.add([message])
-                pourer.pour(message)
+                    ledger.add_entries(entries)
+                pourer.pour_many(messages)
         pourer.flush()
     return result()

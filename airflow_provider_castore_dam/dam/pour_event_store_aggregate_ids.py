@@ -59,7 +59,7 @@ def pour_event_store_aggregate_ids(
     inputs: dict[str, Any] = {"event_store_id": store_id, "options": asdict(list_options)}
     if selection is not None:
         inputs["filters"] = {"aggregate_ids": pour_filters.aggregate_ids_json}
-    pourer, resumed, ledger = start_pour(
+    pourer, resumed, ledger, _ = start_pour(
         UTILITY,
         inputs,
         message_channel,

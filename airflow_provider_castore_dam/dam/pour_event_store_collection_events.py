@@ -19,8 +19,9 @@ from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
 from airflow_provider_castore_dam.dam.ordering import messages_in_pour_order, pour_batches
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.results import CollectionEventsPourResult
+from airflow_provider_castore_dam.dam.transforms import parse_transforms
 from airflow_provider_castore_dam.partitions import parse_partition
-from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
+from airflow_provider_castore_dam.protocols import EventDetail, EventStore, MessageChannel
 
 UTILITY = "pour_event_store_collection_events"
 
@@ -35,6 +36,8 @@ def pour_event_store_collection_events(
     checkpoint: Mapping[str, Any] | None = None,
     on_checkpoint: Callable[[Checkpoint], None] | None = None,
     partition: tuple[int, int] | None = None,
+    transform: Callable[[str, EventDetail], Any] | str | None = None,
+    rename_event_stores: Mapping[str, str] | None = None,
 ) -> CollectionEventsPourResult:
     """Publish the events of several stores merged in one pour order (see :mod:`.ordering`);
     equal pour timestamps are broken by event store id. ``checkpoint``, ``on_checkpoint`` and
@@ -49,7 +52,8 @@ def pour_event_store_collection_events(
     }
     if in_partition is not None:
         inputs["partition"] = in_partition.as_json()
-    pourer, resumed, ledger = start_pour(
+    inputs.update(parse_transforms(transform, rename_event_stores))
+    pourer, resumed, ledger, transformer = start_pour(
         UTILITY,
         inputs,
         message_channel,
@@ -71,5 +75,5 @@ def pour_event_store_collection_events(
         }
 
     with interrupted_by_channel(result), fewer_collections(), closing(batches):
-        pour_batches(batches, pourer, ledger)
+        pour_batches(batches, pourer, ledger, transformer)
     return result()

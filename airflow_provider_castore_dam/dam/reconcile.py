@@ -202,17 +202,32 @@ class _KeySpool:
         self._spool.close()
 
 
+def _transforms(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "transform": inputs.get("transform"),
+        "rename_event_stores": inputs.get("rename_event_stores"),
+    }
+
+
 def _one(stores: Mapping[str, EventStore]) -> EventStore:
     return next(iter(stores.values()))
 
 
 _DRY_RUNS: dict[str, Any] = {
     "pour_event_store_events": lambda stores, inputs, channel: pour_event_store_events(
-        _one(stores), channel, inputs["filters"], partition=inputs.get("partition")
+        _one(stores),
+        channel,
+        inputs["filters"],
+        partition=inputs.get("partition"),
+        **_transforms(inputs),
     ),
     "pour_event_store_collection_events": lambda stores, inputs, channel: (
         pour_event_store_collection_events(
-            list(stores.values()), channel, inputs["filters"], partition=inputs.get("partition")
+            list(stores.values()),
+            channel,
+            inputs["filters"],
+            partition=inputs.get("partition"),
+            **_transforms(inputs),
         )
     ),
     "pour_event_store_aggregate_ids": lambda stores, inputs, channel: (
@@ -221,7 +236,12 @@ _DRY_RUNS: dict[str, Any] = {
         )
     ),
     "pour_aggregate_events": lambda stores, inputs, channel: pour_aggregate_events(
-        _one(stores), channel, inputs["aggregate_id"], inputs["options"], inputs["filters"]
+        _one(stores),
+        channel,
+        inputs["aggregate_id"],
+        inputs["options"],
+        inputs["filters"],
+        **_transforms(inputs),
     ),
 }
 

@@ -8,7 +8,7 @@ from airflow.sdk import BaseHook, Connection
 
 from airflow_provider_castore_dam.errors import ConnectionConfigError, InvalidPourInputError
 from airflow_provider_castore_dam.hooks.connection_fields import ConnectionFields, aws_client
-from airflow_provider_castore_dam.protocols import EventStore
+from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
 
 DYNAMODB_READS = ("scan", "query")
 PSYCOPG_EXTRA_PARAMETERS = ("sslmode", "sslrootcert", "connect_timeout", "application_name")
@@ -83,6 +83,36 @@ class CastoreEventStoreHook(BaseHook):
         raise InvalidPourInputError(
             f"connection {self.castore_event_store_conn_id!r} of kind {kind} keeps each event "
             "store in its own table: name the event stores (event_store_ids)"
+        )
+
+    def get_destination(self, conflict: str = "fail") -> MessageChannel:
+        """The connection's storage as a pour's destination (an event store written to, see
+        :mod:`airflow_provider_castore_dam.stores.destination`), with the conflict policy."""
+        kind = self.kind
+        if kind == "postgres":
+            from airflow_provider_castore_dam.stores.postgres.destination import (
+                PostgresEventStoreDestination,
+            )
+
+            return PostgresEventStoreDestination(
+                self.postgres_conninfo(),
+                table=self.fields.text("table") or "event",
+                conflict=conflict,
+            )
+        if kind in ("dynamodb-single-table", "dynamodb-legacy"):
+            from airflow_provider_castore_dam.stores.dynamodb.destination import (
+                DynamoDBEventStoreDestination,
+            )
+
+            return DynamoDBEventStoreDestination(
+                self.fields.required("table", "(the DynamoDB table name)"),
+                layout="legacy" if kind == "dynamodb-legacy" else "single-table",
+                conflict=conflict,
+                client=aws_client(self.fields, "dynamodb"),
+            )
+        raise InvalidPourInputError(
+            f"connection {self.castore_event_store_conn_id!r} of kind {kind} cannot be written "
+            "to: a destination is a postgres or dynamodb connection"
         )
 
     def _postgres_store(self, event_store_id: str) -> EventStore:

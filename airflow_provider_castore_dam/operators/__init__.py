@@ -1,6 +1,7 @@
 """Airflow operators: one per pour utility, and the checks that follow pours."""
 
 from airflow_provider_castore_dam.operators.integrity import CheckEventStoreIntegrityOperator
+from airflow_provider_castore_dam.operators.migrate import MigrateEventStoreOperator
 from airflow_provider_castore_dam.operators.pour import (
     PourAggregateEventsOperator,
     PourEventStoreAggregateIdsOperator,
@@ -11,6 +12,7 @@ from airflow_provider_castore_dam.operators.reconcile import ReconcilePourOperat
 
 __all__ = [
     "CheckEventStoreIntegrityOperator",
+    "MigrateEventStoreOperator",
     "PourAggregateEventsOperator",
     "PourEventStoreAggregateIdsOperator",
     "PourEventStoreCollectionEventsOperator",

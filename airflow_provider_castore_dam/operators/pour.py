@@ -102,6 +102,10 @@ class BasePourOperator(BaseOperator):
         ``checkpoint``, ``on_checkpoint``)."""
         raise NotImplementedError
 
+    def message_channel(self) -> MessageChannel:
+        """Where the pour goes (not for dry runs): the message channel connection's."""
+        return CastoreMessageChannelHook(self.message_channel_conn_id).get_message_channel()
+
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = rendered_bool(self.pour_dry_run, "dry_run")
         rate_limit = rendered_rate_limit(self.rate_limit)
@@ -111,11 +115,7 @@ class BasePourOperator(BaseOperator):
                 "No task_state_store in the task context (Airflow < 3.3?): a retry of this "
                 "task will start the pour over"
             )
-        channel: MessageChannel = (
-            DryRunMessageChannel()
-            if dry_run
-            else CastoreMessageChannelHook(self.message_channel_conn_id).get_message_channel()
-        )
+        channel = DryRunMessageChannel() if dry_run else self.message_channel()
         self._progress = PourProgress(self._log_progress, self.progress_interval)
         try:
             if checkpoints is None:
@@ -132,6 +132,9 @@ class BasePourOperator(BaseOperator):
             raise
         finally:
             self._close_stores()
+            close = getattr(channel, "close", None)
+            if close is not None:
+                close()
         if checkpoints is not None:
             checkpoints.finished()
         if isinstance(channel, DryRunMessageChannel):
@@ -217,12 +220,45 @@ class PourEventStoreAggregateIdsOperator(BasePourOperator):
         )
 
 
-class PourAggregateEventsOperator(BasePourOperator):
+class EventPourOperator(BasePourOperator):
+    """A pour of events, which a transform may change (``transform``: the import path of a
+    function, see :mod:`~airflow_provider_castore_dam.dam.transforms`) and whose event stores
+    it may pour under other ids (``rename_event_stores``)."""
+
+    template_fields: Sequence[str] = (
+        *BasePourOperator.template_fields,
+        "transform",
+        "rename_event_stores",
+    )
+
+    def __init__(
+        self,
+        *,
+        transform: str | None = None,
+        rename_event_stores: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.transform = transform
+        self.rename_event_stores = rename_event_stores
+
+    def transforms(self) -> dict[str, Any]:
+        """The engine's ``transform`` and ``rename_event_stores`` arguments, as rendered."""
+        transform = self.transform.strip() if isinstance(self.transform, str) else None
+        return {
+            "transform": transform or None,
+            "rename_event_stores": rendered_literal(
+                self.rename_event_stores, "rename_event_stores", "a dict of event store ids"
+            ),
+        }
+
+
+class PourAggregateEventsOperator(EventPourOperator):
     """Pours the events of one aggregate
     (:func:`~airflow_provider_castore_dam.dam.pour_aggregate_events`)."""
 
     template_fields: Sequence[str] = (
-        *BasePourOperator.template_fields,
+        *EventPourOperator.template_fields,
         "event_store_id",
         "aggregate_id",
         "options",
@@ -254,16 +290,17 @@ class PourAggregateEventsOperator(BasePourOperator):
             rendered_options(self.options),
             rendered_filters(self.filters),
             rate_limit,
+            **self.transforms(),
             **engine,
         )
 
 
-class PartitionablePourOperator(BasePourOperator):
+class PartitionablePourOperator(EventPourOperator):
     """A pour of one partition of the aggregates (``partition``: ``{"index", "count"}`` or
     ``[index, count]``; None for all), or of all of them spread over mapped tasks with
     :meth:`partitioned`."""
 
-    template_fields: Sequence[str] = (*BasePourOperator.template_fields, "partition")
+    template_fields: Sequence[str] = (*EventPourOperator.template_fields, "partition")
 
     def __init__(self, *, partition: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -307,6 +344,7 @@ class PourEventStoreEventsOperator(PartitionablePourOperator):
             rendered_filters(self.filters),
             rate_limit,
             partition=self.rendered_partition(),
+            **self.transforms(),
             **engine,
         )
 
@@ -347,5 +385,6 @@ class PourEventStoreCollectionEventsOperator(PartitionablePourOperator):
             rendered_filters(self.filters),
             rate_limit,
             partition=self.rendered_partition(),
+            **self.transforms(),
             **engine,
         )

@@ -111,8 +111,9 @@ def _classify(error: BaseException) -> Failure:
 class DynamoDBEventStoreDestination:
     """Writes poured events into DynamoDB tables in Castore's ``layout``: ``table_name`` is
     the single table, or (legacy, one table per event store) a mapping of event store id to
-    table, or one table when one store is poured. ``conflict``: ``fail``,
-    ``skip_identical`` or ``overwrite``. Client options as for the DynamoDB stores."""
+    table, or a name in which ``{event_store_id}`` stands for each store's id, or one table
+    when one store is poured. ``conflict``: ``fail``, ``skip_identical`` or ``overwrite``.
+    Client options as for the DynamoDB stores."""
 
     max_batch_size = WRITE_BATCH
 
@@ -172,6 +173,8 @@ class DynamoDBEventStoreDestination:
 
     def _table_of(self, event_store_id: str) -> str:
         table = self._tables.get(event_store_id) or self._tables.get("")
+        if table is not None and self._layout == "legacy":
+            table = table.replace("{event_store_id}", event_store_id)
         if table is None:
             raise InvalidPourInputError(
                 f"no destination table for event store {event_store_id!r} (legacy layout: one "
