@@ -8,10 +8,29 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
+from functools import lru_cache
 
 import pendulum
 
 from airflow_provider_castore_dam.errors import InvalidPourInputError
+
+_CASTORE_FORM = re.compile(r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z")
+
+
+def in_castore_form(text: str) -> bool:
+    """Whether ``text`` is already a valid timestamp in Castore's form (the common case,
+    checked without parsing)."""
+    return _CASTORE_FORM.fullmatch(text) is not None and _is_date(text[:10])
+
+
+@lru_cache(maxsize=4096)
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def format_timestamp(moment: dt.datetime) -> str:
@@ -46,6 +65,8 @@ def parse_timestamp(value: object, name: str) -> dt.datetime:
 def normalize_timestamp(value: object, name: str, *, round_up: bool = False) -> str:
     """Castore form of ``value``; sub-millisecond parts are cut, or rounded up with ``round_up``
     (a lower bound of 12:00:00.0005 admits 12:00:00.001 but not 12:00:00.000)."""
+    if isinstance(value, str) and in_castore_form(value):
+        return value
     moment = parse_timestamp(value, name)
     if round_up and moment.microsecond % 1000:
         millis = math.ceil(moment.microsecond / 1000)

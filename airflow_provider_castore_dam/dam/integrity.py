@@ -20,12 +20,9 @@ at a time, which cannot see unlisted aggregates.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, TypedDict
 
 from airflow_provider_castore_dam.dam.inputs import (
@@ -38,7 +35,7 @@ from airflow_provider_castore_dam.dam.inputs import (
 from airflow_provider_castore_dam.dam.reading import iter_aggregate_events, iter_aggregate_ids
 from airflow_provider_castore_dam.errors import CastoreDamError, InvalidPourInputError
 from airflow_provider_castore_dam.protocols import AuditableEventStore, EventStore, StoredEvent
-from airflow_provider_castore_dam.timestamps import normalize_timestamp
+from airflow_provider_castore_dam.timestamps import in_castore_form, normalize_timestamp
 
 DEFECT_KINDS = (
     "version_gap",
@@ -50,7 +47,6 @@ DEFECT_KINDS = (
     "unlisted_aggregate",
 )
 DEFAULT_MAX_REPORTED_DEFECTS = 100
-_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z")
 
 
 class Defect(TypedDict):
@@ -295,21 +291,12 @@ def castore_timestamp(stored: str | None) -> str | None:
     """A stored timestamp in Castore's form, or ``None`` when it does not parse."""
     if stored is None:
         return None
-    if _CANONICAL.fullmatch(stored) and _is_date(stored[:10]):
+    if in_castore_form(stored):
         return stored
     try:
         return normalize_timestamp(stored, "timestamp")
     except InvalidPourInputError:
         return None
-
-
-@lru_cache(maxsize=4096)
-def _is_date(text: str) -> bool:
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _listed_events(store: EventStore, time_range: TimeRange) -> Iterator[list[StoredEvent]]:

@@ -219,17 +219,19 @@ def load_postgres(dsn: str, table: str, dataset: Dataset, chunk_rows: int = 20_0
 # --------------------------------------------------------------------------- DynamoDB
 
 
-def create_single_table(client: Any, table: str) -> None:
+def create_single_table(client: Any, table: str, layout: str = "single-table") -> None:
     """The single-table layout of @castore/event-storage-adapter-dynamodb: PK ``aggregateId``
     (``<eventStoreId>#<aggregateId>``), SK ``version``, KEYS_ONLY GSI ``initialEvents``
-    (``eventStoreId``, ``timestamp``) over the version-1 items."""
+    (``eventStoreId``, ``timestamp``) over the version-1 items. With ``layout="legacy"``,
+    the legacy layout: the GSI's partition key is ``isInitialEvent`` (N)."""
+    index_key, index_type = ("isInitialEvent", "N") if layout == "legacy" else ("eventStoreId", "S")
     client.create_table(
         TableName=table,
         BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[
             {"AttributeName": "aggregateId", "AttributeType": "S"},
             {"AttributeName": "version", "AttributeType": "N"},
-            {"AttributeName": "eventStoreId", "AttributeType": "S"},
+            {"AttributeName": index_key, "AttributeType": index_type},
             {"AttributeName": "timestamp", "AttributeType": "S"},
         ],
         KeySchema=[
@@ -240,7 +242,7 @@ def create_single_table(client: Any, table: str) -> None:
             {
                 "IndexName": "initialEvents",
                 "KeySchema": [
-                    {"AttributeName": "eventStoreId", "KeyType": "HASH"},
+                    {"AttributeName": index_key, "KeyType": "HASH"},
                     {"AttributeName": "timestamp", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
@@ -265,10 +267,13 @@ def _marshal(value: Any) -> dict[str, Any]:
     raise TypeError(type(value))
 
 
-def single_table_items(dataset: Dataset) -> Iterator[dict[str, Any]]:
+def single_table_items(dataset: Dataset, layout: str = "single-table") -> Iterator[dict[str, Any]]:
+    legacy = layout == "legacy"
     for store, event in event_details(dataset):
         item = {
-            "aggregateId": {"S": f"{store}#{event['aggregateId']}"},
+            "aggregateId": {
+                "S": event["aggregateId"] if legacy else f"{store}#{event['aggregateId']}"
+            },
             "version": {"N": str(event["version"])},
             "type": {"S": event["type"]},
             "timestamp": {"S": event["timestamp"]},
@@ -277,11 +282,15 @@ def single_table_items(dataset: Dataset) -> Iterator[dict[str, Any]]:
         if "metadata" in event:
             item["metadata"] = _marshal(event["metadata"])
         if event["version"] == 1:
-            item["eventStoreId"] = {"S": store}
+            item.update(
+                {"isInitialEvent": {"N": "1"}} if legacy else {"eventStoreId": {"S": store}}
+            )
         yield item
 
 
-def load_dynamodb(client: Any, table: str, dataset: Dataset, threads: int = 4) -> None:
+def load_dynamodb(
+    client: Any, table: str, dataset: Dataset, threads: int = 4, layout: str = "single-table"
+) -> None:
     """BatchWriteItem 25 items a call, a few calls in flight, retrying unprocessed items;
     then the table's items are counted.
 
@@ -291,7 +300,7 @@ def load_dynamodb(client: Any, table: str, dataset: Dataset, threads: int = 4) -
     from concurrent.futures import ThreadPoolExecutor
 
     shares: list[list[dict[str, Any]]] = [[] for _ in range(threads)]
-    for item in single_table_items(dataset):
+    for item in single_table_items(dataset, layout):
         shares[hash(item["aggregateId"]["S"]) % threads].append(item)
 
     def write(share: list[dict[str, Any]]) -> None:

@@ -18,6 +18,7 @@ from airflow_provider_castore_dam.dam import (
 from airflow_provider_castore_dam.errors import EventAlreadyExistsError, InvalidPourInputError
 from airflow_provider_castore_dam.retry import RetryPolicy
 from airflow_provider_castore_dam.stores.postgres.destination import (
+    APPLICATION_NAME,
     PostgresEventStoreDestination,
 )
 from tests.stores.test_postgres_joint_scan import STORES, monotonic_rows, skew
@@ -108,7 +109,7 @@ def test_fail_stops_at_an_existing_event_naming_it_and_writes_nothing_of_its_cal
     source, target = seeded(make_table, [("S", event("a", 2, T0, payload={"v": 2}))])
 
     with (
-        destination(target, batch_size=2) as written,
+        destination(target, batch_size=2, max_in_flight=1) as written,
         pytest.raises(PourInterruptedError) as raised,
     ):
         pour_event_store_events(source.store("S"), written)
@@ -168,14 +169,16 @@ def test_a_resumed_migration_takes_its_own_writes_as_written(make_table):
     source, target = make_table(), make_table()
     source.load(monotonic_rows(seed=9))
     saved = []
-    crashing = CrashAfter(target.dsn, table=target.name, batch_size=5, calls=3, retry_policy=FAST)
+    crashing = CrashAfter(
+        target.dsn, table=target.name, batch_size=5, calls=3, retry_policy=FAST, max_in_flight=1
+    )
     with crashing, pytest.raises(PourInterruptedError):
         pour_event_store_collection_events(
             [source.store(s) for s in STORES], crashing, on_checkpoint=saved.append
         )
     assert len(rows_of(target)) == 15  # the third call was written, not checkpointed
 
-    with destination(target, batch_size=5) as written:  # conflict policy "fail"
+    with destination(target, batch_size=5) as written:  # "fail", 4 calls in flight
         result = pour_event_store_collection_events(
             [source.store(s) for s in STORES], written, checkpoint=saved[-1]
         )
@@ -194,9 +197,12 @@ def test_a_dropped_connection_is_retried_without_losing_or_repeating(make_table)
     def dropping(events, repeats_allowed):
         nonlocal calls
         calls += 1
-        if calls in (2, 5):  # the server drops the connection before the call
-            pid = written._connect().info.backend_pid
-            target.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        if calls in (2, 5):  # the server drops the destination's connections before the call
+            target.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (APPLICATION_NAME,),
+            )
         return original(events, repeats_allowed)
 
     written._write = dropping
