@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_provider_castore_dam.errors import ConnectionConfigError, InvalidPourInputError
 from airflow_provider_castore_dam.operators import (
+    MigrateEventStoreOperator,
     PourAggregateEventsOperator,
     PourEventStoreAggregateIdsOperator,
     PourEventStoreCollectionEventsOperator,
@@ -25,11 +26,16 @@ EVENTS = PourEventStoreEventsOperator
 IDS = PourEventStoreAggregateIdsOperator
 AGGREGATE = PourAggregateEventsOperator
 COLLECTION = PourEventStoreCollectionEventsOperator
+MIGRATE = MigrateEventStoreOperator
 DEFAULTS: dict[type, dict[str, Any]] = {
     EVENTS: {"event_store_id": "POKEMONS"},
     IDS: {"event_store_id": "POKEMONS"},
     AGGREGATE: {"event_store_id": "POKEMONS", "aggregate_id": "pikachu1"},
     COLLECTION: {"event_store_ids": ["POKEMONS", "TRAINERS"]},
+    MIGRATE: {
+        "event_store_ids": ["POKEMONS"],
+        "destination_conn_id": "castore_event_store_default",
+    },
 }
 
 
@@ -185,6 +191,54 @@ CASES = [
         {"options": {"min_version": "{{ params.min }}", "max_version": "{{ params.max }}"}},
         {"min": 3, "max": 2},
         "options.min_version 3 is above options.max_version 2",
+    ),
+    case(
+        COLLECTION,
+        {"filters": {"event_types": "{{ params.types }}"}},
+        {"types": ""},
+        "filters.event_types must be a non-empty list of non-empty strings",
+    ),
+    case(
+        EVENTS,
+        {"filters": {"aggregate_ids": {"file": "{{ params.ids }}"}}},
+        {"ids": "/no/such/ids.txt"},
+        "cannot read the aggregate ids of filters.aggregate_ids.file '/no/such/ids.txt'",
+    ),
+    case(
+        EVENTS,
+        {"filters": {"types": "{{ params.types }}"}},
+        {"types": "A"},
+        "unknown filters key(s) ['types']",
+    ),
+    case(
+        IDS,
+        {"filters": {"event_types": "{{ params.types }}"}},
+        {"types": "A"},
+        "unknown filters key(s) ['event_types']; allowed here: aggregate_ids",
+    ),
+    case(
+        EVENTS,
+        {"transform": "{{ params.transform }}"},
+        {"transform": "my_upcasters:upcast"},
+        "cannot import transform 'my_upcasters:upcast'",
+    ),
+    case(
+        AGGREGATE,
+        {"rename_event_stores": "{{ params.renames }}"},
+        {"renames": "POKEMONS_V2"},
+        "rename_event_stores must be a dict of event store ids",
+    ),
+    case(
+        MIGRATE,
+        {"conflict": "{{ params.conflict }}"},
+        {"conflict": "replace"},
+        "conflict must be one of fail, skip_identical, overwrite, not 'replace'",
+    ),
+    case(
+        MIGRATE,
+        {"destination_conn_id": "{{ params.conn }}"},
+        {"conn": "castore_event_store_default"},
+        "connection 'castore_event_store_default' of kind in-memory-demo cannot be written to",
     ),
     case(
         EVENTS,
