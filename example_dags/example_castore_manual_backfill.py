@@ -61,6 +61,19 @@ with DAG(
             title="Dry run",
             description="Count what would be poured, publish nothing.",
         ),
+        "log_messages": Param(
+            False,
+            type="boolean",
+            title="Log each message",
+            description="Write every published message to the task log (for small pours).",
+        ),
+        "count_first": Param(
+            False,
+            type="boolean",
+            title="Count first",
+            description="Count the messages with a dry run first: progress lines then show "
+            "the percent done and the time left.",
+        ),
         "resume_from": Param(
             None,
             type=["null", "object"],
@@ -80,6 +93,8 @@ with DAG(
         rate_limit="{{ params.rate_limit }}",
         dry_run="{{ params.dry_run }}",
         resume_from="{{ params.resume_from }}",
+        log_messages="{{ params.log_messages }}",
+        count_first="{{ params.count_first }}",
         retries=3,
         retry_delay=timedelta(minutes=1),
         max_active_tis_per_dag=1,

@@ -117,6 +117,8 @@ def main() -> None:
                 "event_store_ids": list(DEMO_EVENTS),
                 "rate_limit": arguments.rate_limit,
                 "dry_run": False,
+                "log_messages": True,
+                "count_first": True,
             },
         )
     print(f"\nDAG run of {DAG_ID}: {state}")

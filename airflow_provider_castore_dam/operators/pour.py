@@ -8,14 +8,15 @@ utility, logs progress every ``progress_interval`` seconds and returns the engin
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator, Context
 
-from airflow_provider_castore_dam.channels import InMemoryMessageChannel
 from airflow_provider_castore_dam.channels.dry_run import DryRunMessageChannel
+from airflow_provider_castore_dam.channels.logged import LoggedMessageChannel
 from airflow_provider_castore_dam.dam import (
     PourProgress,
     ProgressReport,
@@ -29,6 +30,7 @@ from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
 from airflow_provider_castore_dam.hooks.message_channel import CastoreMessageChannelHook
 from airflow_provider_castore_dam.operators.checkpointing import TaskCheckpoints
 from airflow_provider_castore_dam.operators.partitioned import PartitionedPour, partitioned_pour
+from airflow_provider_castore_dam.operators.pour_log import progress_line, summary_table
 from airflow_provider_castore_dam.operators.rendered import (
     rendered_bool,
     rendered_event_store_ids,
@@ -37,9 +39,24 @@ from airflow_provider_castore_dam.operators.rendered import (
     rendered_options,
     rendered_rate_limit,
 )
-from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
+from airflow_provider_castore_dam.protocols import EventStore, Message, MessageChannel
+from airflow_provider_castore_dam.timestamps import format_timestamp
 
-LOGGED_IN_MEMORY_MESSAGES = 100
+
+def data_interval(context: Context) -> tuple[str, str] | None:
+    """The run's data interval as inclusive ``from`` / ``to`` timestamps, ``[start, end)``:
+    ``to`` is a millisecond before the end, so consecutive intervals share no event (events
+    and filters are to the millisecond). None for a run without one (no time-based
+    schedule)."""
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is None or end is None or not start < end:
+        return None
+    last = end - dt.timedelta(milliseconds=1)
+    return format_timestamp(start), format_timestamp(last)
+
+
+def _poured_count(result: Mapping[str, Any]) -> int:
+    return int(result.get("poured_event_count", result.get("poured_aggregate_id_count", 0)))
 
 
 class BasePourOperator(BaseOperator):
@@ -52,6 +69,8 @@ class BasePourOperator(BaseOperator):
         "rate_limit",
         "pour_dry_run",
         "resume_from",
+        "log_messages",
+        "count_first",
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {
         "options": "json",
@@ -69,9 +88,13 @@ class BasePourOperator(BaseOperator):
         dry_run: bool | str = False,
         progress_interval: float = 5.0,
         resume_from: Mapping[str, Any] | str | None = None,
+        log_messages: bool | str = False,
+        count_first: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.log_messages = log_messages
+        self.count_first = count_first
         self.resume_from = resume_from
         self.event_store_conn_id = event_store_conn_id
         self.message_channel_conn_id = message_channel_conn_id
@@ -115,8 +138,12 @@ class BasePourOperator(BaseOperator):
                 "No task_state_store in the task context (Airflow < 3.3?): a retry of this "
                 "task will start the pour over"
             )
-        channel = DryRunMessageChannel() if dry_run else self.message_channel()
-        self._progress = PourProgress(self._log_progress, self.progress_interval)
+        counting = DryRunMessageChannel() if dry_run else None
+        channel: MessageChannel = counting or self.message_channel()
+        total = self._count() if rendered_bool(self.count_first, "count_first") else None
+        if rendered_bool(self.log_messages, "log_messages"):
+            channel = LoggedMessageChannel(channel, self._log_message)
+        self._progress = PourProgress(self._log_progress, self.progress_interval, total=total)
         try:
             if checkpoints is None:
                 result = dict(self.pour(channel, rate_limit, progress=self._progress))
@@ -137,14 +164,23 @@ class BasePourOperator(BaseOperator):
                 close()
         if checkpoints is not None:
             checkpoints.finished()
-        if isinstance(channel, DryRunMessageChannel):
-            result["dry_run"] = channel.summary()
+        if counting is not None:
+            result["dry_run"] = counting.summary()
             self.log.info("Dry run, nothing published: %s", result["dry_run"])
-        if isinstance(channel, InMemoryMessageChannel):
-            for published in channel.messages[:LOGGED_IN_MEMORY_MESSAGES]:
-                self.log.info("Published (replay=%s): %s", published.replay, published.message)
-        self.log.info("Pour done: %s", result)
+        report = self._progress.final(_poured_count(result))
+        self.log.info("Pour done:\n%s", summary_table(result, report))
+        self.log.info("Result: %s", result)
         return result
+
+    def _count(self) -> int:
+        """What the pour will publish, counted by a dry run of it first."""
+        counted = self.pour(DryRunMessageChannel(), None)
+        total = _poured_count(counted)
+        self.log.info("A dry run counted %d messages to pour", total)
+        return total
+
+    def _log_message(self, message: Message, replay: bool) -> None:
+        self.log.info("Published (replay=%s): %s", replay, message)
 
     def _pour_resuming(
         self, channel: MessageChannel, rate_limit: float | None, checkpoints: TaskCheckpoints
@@ -170,12 +206,7 @@ class BasePourOperator(BaseOperator):
             return self.pour(channel, rate_limit, checkpoint=None, **engine)
 
     def _log_progress(self, report: ProgressReport) -> None:
-        self.log.info(
-            "Poured %d messages in %.1f s (%.1f messages/s)",
-            report.poured_count,
-            report.elapsed_seconds,
-            report.rate,
-        )
+        self.log.info("%s", progress_line(report))
 
     def on_kill(self) -> None:
         if self._progress is not None:
@@ -229,6 +260,7 @@ class EventPourOperator(BasePourOperator):
         *BasePourOperator.template_fields,
         "transform",
         "rename_event_stores",
+        "data_interval_filters",
     )
 
     def __init__(
@@ -236,11 +268,34 @@ class EventPourOperator(BasePourOperator):
         *,
         transform: str | None = None,
         rename_event_stores: Mapping[str, str] | None = None,
+        data_interval_filters: bool | str = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.transform = transform
         self.rename_event_stores = rename_event_stores
+        self.data_interval_filters = data_interval_filters
+        self.filters: Any = None
+        self._data_interval: tuple[str, str] | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        self._data_interval = None
+        if rendered_bool(self.data_interval_filters, "data_interval_filters"):
+            self._data_interval = data_interval(context)
+        return super().execute(context)
+
+    def pour_filters(self) -> Any:
+        """The rendered filters; without ``from`` and ``to``, in a run with a data interval
+        (a DAG with a time-based schedule), the interval: ``[start, end)``."""
+        filters = rendered_filters(self.filters)
+        interval = self._data_interval
+        if interval is None or not isinstance(filters, Mapping | None):
+            return filters
+        if filters is not None and ("from" in filters or "to" in filters):
+            return filters
+        start, end = interval
+        self.log.info("Pouring the run's data interval [%s, %s)", start, end)
+        return {**(filters or {}), "from": start, "to": end}
 
     def transforms(self) -> dict[str, Any]:
         """The engine's ``transform`` and ``rename_event_stores`` arguments, as rendered."""
@@ -288,7 +343,7 @@ class PourAggregateEventsOperator(EventPourOperator):
             channel,
             self.aggregate_id,
             rendered_options(self.options),
-            rendered_filters(self.filters),
+            self.pour_filters(),
             rate_limit,
             **self.transforms(),
             **engine,
@@ -341,7 +396,7 @@ class PourEventStoreEventsOperator(PartitionablePourOperator):
         return pour_event_store_events(
             self.event_store(self.event_store_id),
             channel,
-            rendered_filters(self.filters),
+            self.pour_filters(),
             rate_limit,
             partition=self.rendered_partition(),
             **self.transforms(),
@@ -382,7 +437,7 @@ class PourEventStoreCollectionEventsOperator(PartitionablePourOperator):
         return pour_event_store_collection_events(
             stores,
             channel,
-            rendered_filters(self.filters),
+            self.pour_filters(),
             rate_limit,
             partition=self.rendered_partition(),
             **self.transforms(),
