@@ -30,6 +30,11 @@ _AWS_FIELDS = {
         "Only for local emulators, e.g. http://127.0.0.1:5000; overrides the AWS connection's.",
         {"type": _OPTIONAL_STRING},
     ),
+    "aws_account_id": _field(
+        "AWS account id",
+        "Only for lineage: the account in the OpenLineage names of tables and buses.",
+        {"type": _OPTIONAL_STRING},
+    ),
 }
 
 _EVENT_STORE = {

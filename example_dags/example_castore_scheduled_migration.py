@@ -15,6 +15,10 @@ import pendulum
 from airflow.sdk import DAG
 
 from airflow_provider_castore_dam.operators import PourEventStoreAggregateIdsOperator
+from airflow_provider_castore_dam.operators.assets import channel_asset
+
+POURED = channel_asset("castore_migration_queue", "POKEMONS")
+"""``castore://castore_migration_queue/POKEMONS``: example_castore_after_migration runs on it."""
 
 with DAG(
     dag_id="example_castore_scheduled_migration",
@@ -33,6 +37,7 @@ with DAG(
         options={"limit": 500, "initial_event_before": "{{ data_interval_end }}"},
         rate_limit=200,
         max_active_tis_per_dag=1,
+        outlets=[POURED],  # its asset events carry the counts
     )
     # [END howto_operator_pour_event_store_aggregate_ids]
 

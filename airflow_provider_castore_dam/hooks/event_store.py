@@ -85,6 +85,28 @@ class CastoreEventStoreHook(BaseHook):
             "store in its own table: name the event stores (event_store_ids)"
         )
 
+    def lineage_dataset(self, event_store_id: str) -> tuple[str, str]:
+        """The OpenLineage (namespace, name) of the store's table (see :mod:`.lineage`)."""
+        from airflow_provider_castore_dam.hooks.lineage import (
+            MEMORY,
+            dynamodb_dataset,
+            postgres_dataset,
+        )
+
+        kind = self.kind
+        if kind == "postgres":
+            connection = self.connection
+            return postgres_dataset(
+                str(connection.host),
+                int(connection.port or 5432),
+                str(connection.schema or "postgres"),
+                self.fields.text("table") or "event",
+            )
+        if kind in ("dynamodb-single-table", "dynamodb-legacy"):
+            table = str(self.fields.text("table"))
+            return dynamodb_dataset(self.fields, table.replace("{event_store_id}", event_store_id))
+        return MEMORY, event_store_id
+
     def get_destination(self, conflict: str = "fail") -> MessageChannel:
         """The connection's storage as a pour's destination (an event store written to, see
         :mod:`airflow_provider_castore_dam.stores.destination`), with the conflict policy."""

@@ -109,6 +109,21 @@ class CastoreMessageChannelHook(BaseHook):
             client=aws_client(self.fields, "s3", {**S3_CONFIG_DEFAULTS, **self._pool_size()}),
         )
 
+    def lineage_dataset(self) -> tuple[str, str]:
+        """The OpenLineage (namespace, name) of the queue or bus (see :mod:`.lineage`)."""
+        from airflow_provider_castore_dam.hooks.lineage import (
+            MEMORY,
+            eventbridge_dataset,
+            sqs_dataset,
+        )
+
+        kind = self.kind
+        if kind == "sqs":
+            return sqs_dataset(self.fields, str(self.fields.text("queue_url")))
+        if kind == "eventbridge":
+            return eventbridge_dataset(self.fields, str(self.fields.text("event_bus_name")))
+        return MEMORY, "in-memory"
+
     def test_connection(self) -> tuple[bool, str]:
         """Checks the queue, bus and offload bucket exist and are readable, publishing nothing."""
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
@@ -35,6 +35,15 @@ class MigrateEventStoreOperator(PourEventStoreCollectionEventsOperator):
         super().__init__(**kwargs)
         self.destination_conn_id = destination_conn_id
         self.conflict = conflict
+
+    def lineage_outputs(self, result: Mapping[str, Any]) -> dict[tuple[str, str], int]:
+        """The destination's tables, with the events written to each."""
+        hook = CastoreEventStoreHook(self.destination_conn_id)
+        outputs: dict[tuple[str, str], int] = {}
+        for store_id, digest in result.get("digest", {}).get("event_stores", {}).items():
+            dataset = hook.lineage_dataset(store_id)
+            outputs[dataset] = outputs.get(dataset, 0) + int(digest["count"])
+        return outputs
 
     def message_channel(self) -> MessageChannel:
         conflict = parse_conflict_policy(self.conflict)

@@ -28,7 +28,9 @@ from airflow_provider_castore_dam.dam import (
 from airflow_provider_castore_dam.dam.checkpoints import CheckpointMismatchError
 from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
 from airflow_provider_castore_dam.hooks.message_channel import CastoreMessageChannelHook
+from airflow_provider_castore_dam.operators.assets import asset_extra, attach_to_outlets
 from airflow_provider_castore_dam.operators.checkpointing import TaskCheckpoints
+from airflow_provider_castore_dam.operators.lineage import PourLineage, operator_lineage
 from airflow_provider_castore_dam.operators.partitioned import PartitionedPour, partitioned_pour
 from airflow_provider_castore_dam.operators.pour_log import progress_line, summary_table
 from airflow_provider_castore_dam.operators.rendered import (
@@ -104,6 +106,7 @@ class BasePourOperator(BaseOperator):
         self.progress_interval = progress_interval
         self._progress: PourProgress | None = None
         self._opened_stores: list[EventStore] = []
+        self._lineage: PourLineage | None = None
 
     def event_store(self, event_store_id: str) -> EventStore:
         """The store from the connection; closed (its connections released) when the pour
@@ -167,10 +170,40 @@ class BasePourOperator(BaseOperator):
         if counting is not None:
             result["dry_run"] = counting.summary()
             self.log.info("Dry run, nothing published: %s", result["dry_run"])
+        self._lineage = self._lineage_of(result, dry_run)
         report = self._progress.final(_poured_count(result))
         self.log.info("Pour done:\n%s", summary_table(result, report))
+        if attach_to_outlets(self.outlets, context.get("outlet_events"), asset_extra(result)):
+            self.log.info("Asset events carry the counts: %s", asset_extra(result))
         self.log.info("Result: %s", result)
         return result
+
+    def lineage_outputs(self, result: Mapping[str, Any]) -> dict[tuple[str, str], int]:
+        """Per OpenLineage dataset written, the messages poured into it: the channel's."""
+        channel = CastoreMessageChannelHook(self.message_channel_conn_id).lineage_dataset()
+        return {channel: _poured_count(result)}
+
+    def _lineage_of(self, result: Mapping[str, Any], dry_run: bool) -> PourLineage | None:
+        """What the pour read and wrote, for OpenLineage; None (and a warning) when the
+        connections cannot tell."""
+        inputs = result.get("digest", {}).get("inputs", {})
+        store_ids = inputs.get("event_store_ids") or [inputs.get("event_store_id")]
+        hook = CastoreEventStoreHook(self.event_store_conn_id)
+        try:
+            lineage = PourLineage()
+            lineage.read(hook.lineage_dataset(str(store_id)) for store_id in store_ids)
+            if not dry_run:
+                for dataset, count in self.lineage_outputs(result).items():
+                    lineage.wrote(dataset, count)
+        except Exception as error:
+            self.log.warning("No lineage for this pour: %s", error)
+            return None
+        return lineage
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs: the stores read; outputs: the queue, bus or store written, with the
+        messages poured as row count (see :mod:`~.lineage`)."""
+        return operator_lineage(self._lineage)
 
     def _count(self) -> int:
         """What the pour will publish, counted by a dry run of it first."""

@@ -111,6 +111,32 @@ def test_scheduled_migration_pours_every_aggregate_id(airflow_db, demo_store, aw
     assert sorted(body["aggregateId"] for body in bodies) == ["arcanine1", "charizard1", "pikachu1"]
     assert all(body["eventStoreId"] == "POKEMONS" for body in bodies)
 
+    # Its asset event carries the counts; the DAG scheduled on the asset reads and checks them.
+    [extra] = asset_event_extras("castore://castore_migration_queue/POKEMONS")
+    assert extra == {
+        "utility": "pour_event_store_aggregate_ids",
+        "dry_run": False,
+        "poured_count": 3,
+        "event_stores": result["digest"]["event_stores"],
+    }
+    downstream = load_dag("example_castore_after_migration").test()
+    assert downstream.state == "success"
+    assert xcom(downstream, "check_counts") == {"poured": 3, "listed": 3}
+
+
+def asset_event_extras(uri: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.uri == uri)
+            .all()
+        )
+        return [dict(event.extra) for event in events]
+
 
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_manual_backfill_with_params(airflow_db, demo_store, aws, monkeypatch, dry_run):

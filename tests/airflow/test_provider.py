@@ -101,4 +101,5 @@ def test_example_dags_parse_without_import_errors():
         "example_castore_integrity_audit",
         "example_castore_store_migration",
         "example_castore_daily_replay",
+        "example_castore_after_migration",
     }
