@@ -43,7 +43,10 @@ def _set_connection(conn_id: str, connection: dict[str, Any]) -> None:
 
 
 def _run_dag(dags_folder: Path, run_conf: dict[str, Any]) -> tuple[str, Any]:
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.1
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 

@@ -4,9 +4,11 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseHook, Connection
+from airflow.providers.common.compat.sdk import BaseHook
+from airflow.sdk import Connection
 
 from airflow_provider_castore_dam.errors import ConnectionConfigError, InvalidPourInputError
+from airflow_provider_castore_dam.hooks import legacy_forms
 from airflow_provider_castore_dam.hooks.connection_fields import ConnectionFields, aws_client
 from airflow_provider_castore_dam.protocols import EventStore, MessageChannel
 
@@ -35,6 +37,9 @@ class CastoreEventStoreHook(BaseHook):
     default_conn_name = "castore_event_store_default"
     conn_type = "castore_event_store"
     hook_name = "Castore Event Store"
+    # Read by the UIs of Airflow 3.0 and 3.1 only when in the class's own namespace.
+    get_connection_form_widgets = legacy_forms.connection_form_widgets_method
+    get_ui_field_behaviour = legacy_forms.ui_field_behaviour_method
 
     def __init__(self, castore_event_store_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -3,11 +3,12 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_castore_dam.channels.aws_clients import DEFAULT_MAX_IN_FLIGHT
 from airflow_provider_castore_dam.channels.aws_names import check_event_bus_name, check_queue_url
 from airflow_provider_castore_dam.errors import ConnectionConfigError, InvalidPourInputError
+from airflow_provider_castore_dam.hooks import legacy_forms
 from airflow_provider_castore_dam.hooks.connection_fields import ConnectionFields, aws_client
 from airflow_provider_castore_dam.protocols import MessageChannel
 
@@ -32,6 +33,9 @@ class CastoreMessageChannelHook(BaseHook):
     default_conn_name = "castore_message_channel_default"
     conn_type = "castore_message_channel"
     hook_name = "Castore Message Channel"
+    # Read by the UIs of Airflow 3.0 and 3.1 only when in the class's own namespace.
+    get_connection_form_widgets = legacy_forms.connection_form_widgets_method
+    get_ui_field_behaviour = legacy_forms.ui_field_behaviour_method
 
     def __init__(
         self, castore_message_channel_conn_id: str = default_conn_name, **kwargs: Any

@@ -1,16 +1,22 @@
-"""A pour task's checkpoint, kept in the task instance's state store (Airflow 3.3).
+"""A pour task's checkpoint, kept where it survives an Airflow retry of the task.
 
-The state store (``context["task_state_store"]``) survives an Airflow retry of the task and is
-dropped by a manual clear; XComs would not do (they are cleared before each try). The operator
-saves the engine's checkpoint there after every confirmed batch, so a retried try resumes
-where the failed one stopped, and deletes it once the pour is done.
+On Airflow 3.3 and later that is the task instance's state store (``context["task_state_store"]``),
+which a manual clear drops. Before 3.3 it is an Airflow Variable of the task instance
+(:class:`VariableStateStore`): XComs would not do on any version (they are cleared before each
+try), and task code in Airflow 3 cannot reach the metadata database to keep a table of its own,
+while Variables are read and written through the Task SDK. The operator saves the engine's
+checkpoint after every confirmed batch, so a retried try resumes where the failed one stopped,
+and deletes it once the pour is done.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from airflow.sdk import Variable
 
 from airflow_provider_castore_dam.dam.checkpoints import Checkpoint
 from airflow_provider_castore_dam.errors import InvalidPourInputError
@@ -47,11 +53,12 @@ class TaskCheckpoints:
 
     @classmethod
     def of(cls, context: Mapping[str, Any], resume_from: Any) -> TaskCheckpoints:
-        return cls(context.get("task_state_store"), resume_from)
+        return cls(state_store(context), resume_from)
 
     @property
     def kept_across_retries(self) -> bool:
-        """False without a state store (Airflow < 3.3): a retry then starts over."""
+        """False without a task instance in the context (an operator run by hand): a retry
+        then starts over."""
         return self._state_store is not None
 
     def saved(self) -> dict[str, Any] | None:
@@ -73,3 +80,53 @@ class TaskCheckpoints:
     def finished(self) -> None:
         if self._state_store is not None:
             self._state_store.delete(CHECKPOINT_KEY)
+
+
+def state_store(context: Mapping[str, Any]) -> Any:
+    """The task instance's state store (Airflow 3.3+), else its Variable (before 3.3)."""
+    if "task_state_store" in context:
+        return context["task_state_store"]
+    ti = context.get("ti")
+    return None if ti is None else VariableStateStore(ti)
+
+
+class VariableStateStore:
+    """A task instance's checkpoint in an Airflow Variable, for Airflow before 3.3.
+
+    Like the state store of 3.3, it is kept across retries and forgotten by a manual clear: a
+    clear raises the task instance's ``max_tries``, a retry does not, so a checkpoint saved
+    under another ``max_tries`` is ignored (and overwritten by the next save). A pour that
+    fails for good and is never cleared leaves its Variable; its description names the task.
+    """
+
+    def __init__(self, ti: Any) -> None:
+        identity = [ti.dag_id, ti.task_id, ti.run_id, ti.map_index]
+        digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+        self.variable_key = f"{CHECKPOINT_KEY}_{digest}"
+        self._description = (
+            f"Checkpoint of the pour task {ti.dag_id}.{ti.task_id} (map index {ti.map_index}) "
+            f"of run {ti.run_id}, kept across retries; deleted when the pour is done"
+        )
+        self._max_tries = ti.max_tries
+        self._exists = False
+
+    def get(self, key: str) -> Any:
+        saved = Variable.get(self.variable_key, default=None, deserialize_json=True)
+        self._exists = self._exists or saved is not None
+        if not isinstance(saved, Mapping) or saved.get("max_tries") != self._max_tries:
+            return None
+        return saved.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        Variable.set(
+            self.variable_key,
+            {"max_tries": self._max_tries, key: value},
+            description=self._description,
+            serialize_json=True,
+        )
+        self._exists = True
+
+    def delete(self, key: str) -> None:
+        if self._exists:  # deleting a missing Variable logs an error on Airflow 3.0
+            Variable.delete(self.variable_key)
+            self._exists = False

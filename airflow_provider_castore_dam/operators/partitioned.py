@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, TaskGroup, XComArg, conf, task
+from airflow.providers.common.compat.sdk import conf
+from airflow.sdk import BaseOperator, TaskGroup, XComArg, task
 
 from airflow_provider_castore_dam.dam.results import combine_partition_results
 from airflow_provider_castore_dam.errors import InvalidPourInputError

@@ -138,8 +138,7 @@ class BasePourOperator(BaseOperator):
         checkpoints = None if dry_run else TaskCheckpoints.of(context, self.resume_from)
         if checkpoints is not None and not checkpoints.kept_across_retries:
             self.log.warning(
-                "No task_state_store in the task context (Airflow < 3.3?): a retry of this "
-                "task will start the pour over"
+                "No task instance in the context: a retry of this pour would start it over"
             )
         counting = DryRunMessageChannel() if dry_run else None
         channel: MessageChannel = counting or self.message_channel()

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import AirflowException, AirflowSensorTimeout
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from airflow_provider_castore_dam.triggers.drain import MessageChannelDrainedTrigger, aws_hook
 from airflow_provider_castore_dam.triggers.queue_counts import (

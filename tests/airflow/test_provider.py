@@ -76,12 +76,57 @@ def test_airflow_providers_list_shows_the_provider_with_its_version():
 
 
 def test_hooks_are_registered_for_both_connection_types():
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+    try:
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime as Providers
+    except ImportError:  # Airflow < 3.2
+        from airflow.providers_manager import ProvidersManager as Providers
 
-    hooks = ProvidersManagerTaskRuntime().hooks
+    hooks = Providers().hooks
     assert hooks["castore_event_store"].hook_class_name.endswith("CastoreEventStoreHook")
     assert hooks["castore_message_channel"].hook_class_name.endswith("CastoreMessageChannelHook")
     assert hooks["castore_event_store"].hook_name == "Castore Event Store"
+
+
+@pytest.mark.parametrize(
+    "declared",
+    get_provider_info()["connection-types"],
+    ids=lambda declared: declared["connection-type"],
+)
+def test_the_ui_gets_the_declared_connection_form(declared):
+    """What the UI's connection form is built from, on this Airflow: the declared
+    ``conn-fields`` (3.2+) or the hook's wtforms fields made from them (3.0, 3.1)."""
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    [meta] = [
+        hook.model_dump(mode="json")
+        for hook in HookMetaService.hook_meta_data()
+        if hook.connection_type == declared["connection-type"]
+    ]
+    assert meta["hook_name"] == declared["hook-name"]
+    fields = meta["extra_fields"]
+    assert list(fields) == list(declared["conn-fields"])
+    for name, field in declared["conn-fields"].items():
+        shown = fields[name]
+        assert shown["schema"]["title"] == field["label"]
+        assert (shown["description"] or "") == field["description"]
+        assert shown["value"] == field["schema"].get("default")
+        assert shown["schema"].get("enum") == field["schema"].get("enum")
+    behaviour = declared["ui-field-behaviour"]
+    standard = {name: meta["standard_fields"][standard_name(name)] or {} for name in STANDARD}
+    assert {name for name, shown in standard.items() if shown.get("hidden")} == set(
+        behaviour["hidden-fields"]
+    ) - {"extra"}
+    for name, label in behaviour["relabeling"].items():
+        assert standard[name]["title"] == label
+    for name, placeholder in behaviour["placeholders"].items():
+        assert standard[name]["placeholder"] == placeholder
+
+
+STANDARD = ("host", "port", "login", "password", "schema")
+
+
+def standard_name(field: str) -> str:
+    return "url_schema" if field == "schema" else field
 
 
 @pytest.mark.usefixtures("airflow_db")

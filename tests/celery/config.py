@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
+import sqlalchemy
+
 from tests.infra import LOOPBACK, PostgresServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,8 +39,11 @@ more tasks than it has pool processes: ``worker_prefetch_multiplier`` is 1)."""
 LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
 
 
-def sqlalchemy_url(server: PostgresServer, dbname: str, driver: str = "postgresql+psycopg") -> str:
-    """A SQLAlchemy URL of ``dbname`` on ``server`` (with its extra libpq parameters)."""
+def sqlalchemy_url(server: PostgresServer, dbname: str, driver: str | None = None) -> str:
+    """A SQLAlchemy URL of ``dbname`` on ``server`` (with its extra libpq parameters). The
+    driver is psycopg 3, but for SQLAlchemy 1.4 (Airflow 3.0) psycopg2, which it needs."""
+    if driver is None:
+        driver = "postgresql+psycopg2" if sqlalchemy.__version__ < "2" else "postgresql+psycopg"
     auth = quote(server.user, safe="")
     if server.password is not None:
         auth += ":" + quote(server.password, safe="")

@@ -8,6 +8,7 @@ import json
 import uuid
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
 from airflow_provider_castore_dam.get_provider_info import get_provider_info
 from airflow_provider_castore_dam.stores.postgres.tables import create_castore_table
@@ -22,6 +23,8 @@ STANDARD = {
     "port": "Port",
     "schema": "Schema",
 }
+
+
 TYPES = {item["hook-name"]: item for item in get_provider_info()["connection-types"]}
 
 
@@ -37,6 +40,11 @@ def open_form(page, airflow_ui, hook_name: str, extra: bool = True):
     if extra:
         open_section(dialog, "Extra Fields")
     return dialog
+
+
+def save(dialog, conn_id: str) -> None:
+    dialog.get_by_role("button", name="Save").click()
+    dialog.page.get_by_role("row", name=conn_id).wait_for()
 
 
 def press_test(page, conn_id: str) -> dict:
@@ -58,6 +66,18 @@ def open_section(dialog, name: str) -> None:
         "aria-expanded", "false"
     )
     dialog.page.wait_for_timeout(600)  # the closing section's animation
+
+
+def choose(dialog, label: str, value: str) -> None:
+    """Choose ``value`` in the select field labelled ``label``: a combobox to type in (Airflow
+    3.3) or a list to open (3.0)."""
+    field = dialog.locator("[data-scope=field]", has_text=label).get_by_role("combobox")
+    if field.evaluate("element => element.tagName") == "INPUT":
+        field.fill(value)
+        dialog.page.keyboard.press("Enter")
+    else:
+        field.click()
+        dialog.page.get_by_role("option", name=value, exact=True).click()
 
 
 def visible_labels(dialog) -> list[str]:
@@ -101,11 +121,8 @@ def test_a_channel_saved_from_the_form_keeps_its_fields_in_the_extra(page, airfl
     conn_id = f"ui_channel_{uuid.uuid4().hex[:6]}"
     dialog = open_form(page, airflow_ui, "Castore Message Channel")
     dialog.locator("input[name=connection_id]").fill(conn_id)
-    kind = dialog.locator("[data-scope=field]", has_text="Kind").get_by_role("combobox")
-    kind.fill("in-memory")
-    page.keyboard.press("Enter")
-    dialog.get_by_role("button", name="Save").click()
-    page.get_by_text("Connection has been successfully created.").wait_for()
+    choose(dialog, "Kind", "in-memory")
+    save(dialog, conn_id)
 
     saved = airflow_ui.api("GET", f"/api/v2/connections/{conn_id}")
     assert saved["conn_type"] == "castore_message_channel"
@@ -128,12 +145,18 @@ def test_a_postgres_store_saved_from_the_form_passes_its_test(page, airflow_ui, 
             dialog.locator("input[name=password]").fill(postgres_server.password)
         dialog.locator("input[name=schema]").fill(database)
         open_section(dialog, "Extra Fields")
-        kind = dialog.locator("[data-scope=field]", has_text="Kind").get_by_role("combobox")
-        kind.fill("postgres")
-        page.keyboard.press("Enter")
-        dialog.get_by_role("button", name="Save").click()
-        page.get_by_text("Connection has been successfully created.").wait_for()
+        choose(dialog, "Kind", "postgres")
+        save(dialog, conn_id)
 
+        saved = airflow_ui.api("GET", f"/api/v2/connections/{conn_id}")
+        assert (saved["host"], saved["port"], saved["schema"]) == (
+            postgres_server.host,
+            postgres_server.port,
+            database,
+        )
+        assert json.loads(saved["extra"])["kind"] == "postgres"
+        if not AIRFLOW_V_3_1_PLUS:
+            return  # Airflow 3.0's UI has no Test button
         assert press_test(page, conn_id) == {
             "status": True,
             "message": "postgres event store connection works",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_1_PLUS
 
 from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
 from tests.engine import oracle
@@ -35,8 +36,14 @@ def test_a_backfill_triggered_from_the_form(page, airflow_ui):
     page.get_by_role("button", name="Trigger").first.click()
     form = page.get_by_role("dialog")
     form.locator("textarea[name=element_event_store_ids]").fill("POKEMONS")
-    set_datetime(page, 1, "2021/01/01", "00:00")
-    set_datetime(page, 2, "2022/12/31", "23:59")
+    # Airflow 3.0's form sends a date-time param with a second zone ("...000Z+00:00"), which
+    # its API then refuses: there the window stays open.
+    window = ("2021-01-01T00:00:00.000Z", "2022-12-31T23:59:00.000Z")
+    if AIRFLOW_V_3_1_PLUS:
+        set_datetime(page, 1, "2021/01/01", "00:00")
+        set_datetime(page, 2, "2022/12/31", "23:59")
+    else:
+        window = (None, None)
     form.locator("input[name=element_rate_limit]").fill("50")
     form.locator('[id="switch:element_dry_run"]').click()  # off: pour for real
     form.get_by_role("button", name="Trigger").last.click()
@@ -54,8 +61,8 @@ def test_a_backfill_triggered_from_the_form(page, airflow_ui):
         key: run["conf"][key] for key in ("event_store_ids", "from", "to", "rate_limit", "dry_run")
     } == {
         "event_store_ids": ["POKEMONS"],
-        "from": "2021-01-01T00:00:00.000Z",
-        "to": "2022-12-31T23:59:00.000Z",
+        "from": window[0],
+        "to": window[1],
         "rate_limit": 50,
         "dry_run": False,
     }
@@ -63,18 +70,24 @@ def test_a_backfill_triggered_from_the_form(page, airflow_ui):
         "GET",
         f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id)}/taskInstances/backfill/xcomEntries/return_value",
     )["value"]
-    expected = oracle.pour_order(
-        {"POKEMONS": DEMO_EVENTS["POKEMONS"]},
-        "2021-01-01T00:00:00.000Z",
-        "2022-12-31T23:59:00.000Z",
-    )
+    expected = oracle.pour_order({"POKEMONS": DEMO_EVENTS["POKEMONS"]}, *window)
     assert "dry_run" not in xcom and xcom["poured_event_count"] == len(expected) > 0
 
     page.goto(f"{airflow_ui.api_url}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}/tasks/backfill")
-    page.get_by_role("link", name="Storage").click()
+    page.get_by_role("link", name="Logs", exact=True).wait_for()
+    storage = page.get_by_role("link", name="Storage")  # Airflow 3.3 keeps XCom under it
+    if storage.count():
+        storage.click()
     page.get_by_text("XCom", exact=True).click()
-    page.get_by_role("button", name="Expand all extra JSON").click()
-    shown = xcom_value_text(page)
+    page.get_by_role("cell", name="return_value", exact=True).wait_for()
+    expand = page.get_by_role("button", name="Expand all extra JSON")
+    if expand.count():  # Airflow 3.3: a JSON viewer
+        expand.click()
+        shown = xcom_value_text(page)
+    else:  # Airflow 3.0: the value's Python repr, as text
+        row = page.get_by_role("row", name="return_value")
+        cell = row.get_by_role("cell").filter(has_text="poured_event_count")
+        shown = cell.inner_text().replace("'", '"')
     assert f'"poured_event_count": {len(expected)}' in shown
     assert f'"hash": "{xcom["digest"]["event_stores"]["POKEMONS"]["hash"]}"' in shown
     assert '"last_scanned_aggregate"' in shown
