@@ -111,18 +111,19 @@ class VariableStateStore:
         self._exists = False
 
     def get(self, key: str) -> Any:
-        saved = Variable.get(self.variable_key, default=None, deserialize_json=True)
+        text = Variable.get(self.variable_key, default=None)
+        saved = None if text is None else json.loads(text)
         self._exists = self._exists or saved is not None
         if not isinstance(saved, Mapping) or saved.get("max_tries") != self._max_tries:
             return None
         return saved.get(key)
 
     def set(self, key: str, value: Any) -> None:
+        # JSON handled here: Airflow 3.0's (de)serialize_json hands dicts on where text is due.
         Variable.set(
             self.variable_key,
-            {"max_tries": self._max_tries, key: value},
+            json.dumps({"max_tries": self._max_tries, key: value}),
             description=self._description,
-            serialize_json=True,
         )
         self._exists = True
 

@@ -4,6 +4,7 @@ of the task instance that a retry finds and a manual clear forgets. The retried 
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,12 +30,12 @@ class Variables:
         self.deletes: list[str] = []
 
     def get(self, key: str, default: Any = None, deserialize_json: bool = False) -> Any:
-        assert deserialize_json
-        return self.values.get(key, default)
+        assert not deserialize_json
+        return json.dumps(self.values[key]) if key in self.values else default
 
     def set(self, key: str, value: Any, description: str | None = None, serialize_json=False):
-        assert serialize_json
-        self.values[key] = value
+        assert isinstance(value, str) and not serialize_json  # JSON text, as every version keeps
+        self.values[key] = json.loads(value)
         self.descriptions[key] = description
 
     def delete(self, key: str) -> None:
