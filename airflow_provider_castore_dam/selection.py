@@ -48,12 +48,3 @@ class Selection:
         return (self.event_types is None or event_type in self.event_types) and (
             event_type not in self.excluded_event_types
         )
-
-    def keeps(self, event: dict[str, Any]) -> bool:
-        """Whether an event detail is selected."""
-        return self.contains(event["aggregateId"]) and self.keeps_type(event["type"])
-
-
-def of_partition(partition: Partition | None) -> Selection | None:
-    """The selection of a partition alone (None for the whole store)."""
-    return None if partition is None else Selection(partition=partition)

@@ -129,17 +129,19 @@ class Repeats:
             return within
 
 
-def settle_conflict(written: Written, identical: bool, policy: str, repeats_allowed: bool) -> bool:
-    """For an event already in the store: True to leave the stored one (skip the write);
-    raises when the policy does not let the write go on. ``overwrite`` never gets here."""
+def settle_conflict(written: Written, identical: bool, policy: str, repeats_allowed: bool) -> None:
+    """For an event already in the store: returns when the stored one may stay (the write is
+    skipped), raises when the policy does not let the write go on. ``overwrite`` never gets
+    here."""
     if identical and (policy == "skip_identical" or repeats_allowed):
-        return True
-    if policy == "fail" and not identical:
-        raise already_exists(written, "is already in the store (conflict policy 'fail')")
-    if policy == "fail":
-        raise already_exists(
-            written,
+        return
+    if not identical:
+        reason = "is already in the store with other content"
+        if policy == "fail":
+            reason = "is already in the store (conflict policy 'fail')"
+    else:
+        reason = (
             "is already in the store, identical (conflict policy 'fail'; "
-            "'skip_identical' takes it as written)",
+            "'skip_identical' takes it as written)"
         )
-    raise already_exists(written, "is already in the store with other content")
+    raise already_exists(written, reason)

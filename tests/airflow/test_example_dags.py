@@ -20,7 +20,11 @@ from airflow_provider_castore_dam.hooks.message_channel import CastoreMessageCha
 from airflow_provider_castore_dam.operators import checkpointing
 from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
 from airflow_provider_castore_dam.stores.postgres.tables import copy_events, create_castore_table
-from tests.airflow.connections import message_channel_connection, set_connection
+from tests.airflow.connections import (
+    message_channel_connection,
+    postgres_store_connection,
+    set_connection,
+)
 from tests.engine import oracle
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
@@ -106,17 +110,10 @@ def demo_store(monkeypatch, postgres_database):
     create_castore_table(postgres_database, "event", aggregate_id_type="VARCHAR(64)")
     rows = [(store_id, event) for store_id, events in DEMO_EVENTS.items() for event in events]
     copy_events(postgres_database, sorted(rows, key=lambda row: row[1]["timestamp"]))
-    params = conninfo_to_dict(postgres_database)
     set_connection(
         monkeypatch,
         "castore_event_store_default",
-        conn_type="castore_event_store",
-        host=params["host"],
-        port=int(params.get("port", 5432)),
-        login=params.get("user"),
-        password=params.get("password"),
-        schema=params["dbname"],
-        extra={"kind": "postgres", "table": "event"},
+        **postgres_store_connection(postgres_database),
     )
     return postgres_database
 
@@ -343,7 +340,10 @@ class FlakyChannel:
         self.channel.publish_messages(messages, replay=replay)
 
 
-@pytest.mark.parametrize("kept_in", ["task state store", "variable"])
+# Before Airflow 3.3 there is no task state store: the Variable is the only place.
+@pytest.mark.parametrize(
+    "kept_in", ["task state store", "variable"] if AIRFLOW_V_3_3_PLUS else ["variable"]
+)
 def test_a_retried_backfill_resumes_from_its_checkpoint(
     airflow_db, demo_store, aws, monkeypatch, kept_in
 ):
@@ -357,8 +357,6 @@ def test_a_retried_backfill_resumes_from_its_checkpoint(
             "state_store",
             lambda context: store_of({k: v for k, v in context.items() if k != "task_state_store"}),
         )
-    elif not AIRFLOW_V_3_3_PLUS:
-        pytest.skip("Airflow has a task state store from 3.3")
     sqs = aws.client("sqs")
     queue_url = sqs.create_queue(QueueName="resumed")["QueueUrl"]
     set_connection(

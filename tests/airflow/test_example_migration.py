@@ -7,10 +7,15 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
-from tests.airflow.connections import event_store_connection, set_connection
+from tests.airflow.connections import (
+    event_store_connection,
+    postgres_store_connection,
+    set_connection,
+)
 from tests.airflow.test_example_dags import (
     demo_store,  # noqa: F401
     load_dag,
+    task_states,
     xcom,
 )
 from tests.stores.dynamodb_tables import create_table, delete_tables, item, put_events, put_items
@@ -39,16 +44,12 @@ def tables(aws, monkeypatch):
     delete_tables(client, [*legacy.values(), single])
 
 
-def states(dag_run) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
-
-
 def test_legacy_tables_move_to_a_single_table_and_the_move_is_proved(airflow_db, tables):
     client, single = tables
 
     dag_run = load_dag("example_castore_store_migration").test()
 
-    assert dag_run.state == "success", states(dag_run)
+    assert dag_run.state == "success", task_states(dag_run)
     assert all_items(client, single) == castore_items(DEMO_EVENTS, "single-table")
     migrated = xcom(dag_run, "migrate")
     assert migrated["poured_event_count"] == sum(map(len, DEMO_EVENTS.values()))
@@ -68,8 +69,8 @@ def test_an_event_already_there_and_different_stops_the_migration(airflow_db, ta
     dag_run = dag.test(run_conf={"conflict": "skip_identical"})
 
     assert dag_run.state == "failed"
-    assert states(dag_run)["migrate"] == "failed"
-    assert states(dag_run)["check_destination"] == "upstream_failed"
+    assert task_states(dag_run)["migrate"] == "failed"
+    assert task_states(dag_run)["check_destination"] == "upstream_failed"
 
 
 def upcast_pokemons(event_store_id: str, event: dict) -> object:
@@ -86,24 +87,12 @@ def test_a_postgres_store_into_another_table_renamed_and_upcast(
     monkeypatch,
     demo_store,  # noqa: F811
 ):
-    from psycopg.conninfo import conninfo_to_dict
-
     from airflow_provider_castore_dam.operators import MigrateEventStoreOperator
     from airflow_provider_castore_dam.stores.postgres import PostgresEventStore
     from airflow_provider_castore_dam.stores.postgres.tables import create_castore_table
 
     create_castore_table(demo_store, "event_v2", aggregate_id_type="VARCHAR(64)")
-    params = conninfo_to_dict(demo_store)
-    set_connection(
-        monkeypatch,
-        "castore_v2",
-        conn_type="castore_event_store",
-        host=params["host"],
-        port=int(params.get("port", 5432)),
-        login=params.get("user"),
-        schema=params["dbname"],
-        extra={"kind": "postgres", "table": "event_v2"},
-    )
+    set_connection(monkeypatch, "castore_v2", **postgres_store_connection(demo_store, "event_v2"))
     operator = MigrateEventStoreOperator(
         task_id="migrate",
         destination_conn_id="castore_v2",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 
 from airflow_provider_castore_dam.errors import ConnectionConfigError
 from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
@@ -13,27 +12,20 @@ from airflow_provider_castore_dam.stores.postgres.tables import create_castore_t
 from tests.airflow.connections import (
     event_store_connection,
     message_channel_connection,
+    postgres_store_connection,
     set_connection,
 )
 from tests.stores.dynamodb_tables import create_table
 
 
-def postgres_connection(dsn: str, table: str) -> dict:
-    params = conninfo_to_dict(dsn)
-    return {
-        "conn_type": "castore_event_store",
-        "host": params["host"],
-        "port": int(params.get("port", 5432)),
-        "login": params.get("user"),
-        "schema": params["dbname"],
-        "extra": {"kind": "postgres", "table": table},
-    }
-
-
 def test_postgres_event_store_connection(monkeypatch, postgres_database):
     create_castore_table(postgres_database, "castore.event")
-    set_connection(monkeypatch, "good", **postgres_connection(postgres_database, "castore.event"))
-    set_connection(monkeypatch, "missing", **postgres_connection(postgres_database, "nowhere"))
+    set_connection(
+        monkeypatch, "good", **postgres_store_connection(postgres_database, "castore.event")
+    )
+    set_connection(
+        monkeypatch, "missing", **postgres_store_connection(postgres_database, "nowhere")
+    )
 
     assert CastoreEventStoreHook("good").test_connection() == (
         True,

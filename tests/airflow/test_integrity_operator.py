@@ -13,8 +13,11 @@ from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
 from airflow_provider_castore_dam.operators import CheckEventStoreIntegrityOperator
 from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
 from airflow_provider_castore_dam.stores.postgres.tables import copy_events, create_castore_table
-from tests.airflow.connections import event_store_connection, set_connection
-from tests.airflow.test_hooks import postgres_connection
+from tests.airflow.connections import (
+    event_store_connection,
+    postgres_store_connection,
+    set_connection,
+)
 from tests.engine.helpers import event
 from tests.stores.dynamodb_tables import create_table, put_events
 
@@ -37,7 +40,7 @@ def defective_table(monkeypatch, postgres_database):
     set_connection(
         monkeypatch,
         "castore_event_store_default",
-        **postgres_connection(postgres_database, "event"),
+        **postgres_store_connection(postgres_database, "event"),
     )
 
 

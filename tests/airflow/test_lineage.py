@@ -100,6 +100,7 @@ def test_a_dynamodb_store_into_an_eventbridge_bus_with_the_account(airflow_db, m
 
 def test_a_migration_writes_the_destination_tables_and_a_dry_run_writes_nothing(
     airflow_db,
+    aws,
     tables,  # noqa: F811
 ):
     migrate = MigrateEventStoreOperator(
@@ -119,8 +120,7 @@ def test_a_migration_writes_the_destination_tables_and_a_dry_run_writes_nothing(
     dry.execute({})
 
     lineage = extracted(migrate)
-    region = lineage.inputs[0].namespace.split(":")[3]
-    arn = f"arn:aws:dynamodb:{region}:unknown"
+    arn = f"arn:aws:dynamodb:{aws.region}:unknown"
     assert lineage.inputs == [
         InputDataset(namespace=arn, name="table/legacy-POKEMONS"),
         InputDataset(namespace=arn, name="table/legacy-TRAINERS"),

@@ -17,11 +17,14 @@ import urllib.request
 import uuid
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict
 
 from airflow_provider_castore_dam.stores.demo import DEMO_EVENTS
 from airflow_provider_castore_dam.stores.postgres.tables import copy_events, create_castore_table
-from tests.airflow.connections import message_channel_connection, set_connection
+from tests.airflow.connections import (
+    message_channel_connection,
+    postgres_store_connection,
+    set_connection,
+)
 from tests.airflow.test_example_dags import load_dag, receive_all, xcom
 
 BIG_EVENT = {
@@ -68,17 +71,10 @@ def secrets(monkeypatch, postgres_database, aws):
     create_castore_table(postgres_database, "event", aggregate_id_type="VARCHAR(64)")
     rows = [(store_id, event) for store_id, events in DEMO_EVENTS.items() for event in events]
     copy_events(postgres_database, sorted([*rows, ("POKEMONS", BIG_EVENT)], key=_timestamp))
-    params = conninfo_to_dict(postgres_database)
     set_connection(
         monkeypatch,
         "castore_event_store_default",
-        conn_type="castore_event_store",
-        host=params["host"],
-        port=int(params.get("port", 5432)),
-        login=params.get("user"),
-        password=known["password"],
-        schema=params["dbname"],
-        extra={"kind": "postgres", "table": "event"},
+        **postgres_store_connection(postgres_database, password=known["password"]),
     )
     set_connection(
         monkeypatch,

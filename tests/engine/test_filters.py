@@ -193,7 +193,7 @@ STORE = InMemoryEventStore(
         ("aggregate_ids", {"from": "2021-01-01T00:00:00Z"}, "allowed here: aggregate_ids"),
     ],
 )
-def test_bad_filters_fail_before_anything_is_published(utility, filters, fragment, tmp_path):
+def test_bad_filters_fail_before_anything_is_published(utility, filters, fragment):
     channel = InMemoryMessageChannel()
     pour = {
         "events": lambda: pour_event_store_events(STORE, channel, filters),

@@ -76,8 +76,11 @@ def test_postgres_filters_in_the_query(table, queries, case):  # noqa: F811
 
     assert got == poured(pour_event_store_events, memory(ROWS, "A"), filters)
     assert got  # something to compare
-    if "event_types" in filters:
-        assert all("type::text" in query for query in queries)
+    assert queries
+    if "event_types" in filters:  # in the scan's query (the skew queries read every type)
+        assert any(
+            "type::text = ANY(" in query or "type::text <> ALL(" in query for query in queries
+        )
     if "aggregate_ids" in filters:
         assert all("aggregate_id::text = ANY(" in query for query in queries)
     whole = poured(pour_event_store_events, store)

@@ -249,7 +249,7 @@ def test_a_key_twice_in_one_call(make_table):
     assert len(rows_of(target)) == 1
 
 
-def test_bad_options_and_a_missing_table(make_table, postgres_session_database):
+def test_bad_options_and_a_missing_table(postgres_session_database):
     with pytest.raises(InvalidPourInputError, match="conflict must be one of fail"):
         PostgresEventStoreDestination(postgres_session_database, conflict="replace")
     with pytest.raises(InvalidPourInputError, match="batch_size must be a positive integer"):

@@ -190,10 +190,10 @@ class DynamoDBEventStoreDestination:
         kept = []
         for written, item in items:
             existing = stored.get((item["aggregateId"]["S"], item["version"]["N"]))
-            if existing is None or not settle_conflict(
-                written, same_item(existing, item), self._conflict, repeats_allowed
-            ):
+            if existing is None:
                 kept.append((written, item))
+            else:
+                settle_conflict(written, same_item(existing, item), self._conflict, repeats_allowed)
         return kept
 
     def _stored(self, table: str, items: list[Item]) -> dict[tuple[str, str], Item]:

@@ -29,7 +29,6 @@ import psycopg
 from psycopg import sql
 
 from airflow_provider_castore_dam.errors import (
-    EventAlreadyExistsError,
     InvalidPourInputError,
     MessageChannelError,
 )
@@ -160,8 +159,6 @@ class PostgresEventStoreDestination:
                 what=f"writing {len(events)} events to {self._where()}",
                 classify=postgres_failure,
             )
-        except EventAlreadyExistsError:
-            raise
         except psycopg.Error as error:
             raise MessageChannelError(
                 f"writing events to {self._where()} failed: {one_line(error)}{gave_up_note(error)}"
