@@ -146,13 +146,11 @@ class Transformer:
                 outputs.append({"eventStoreId": poured_id, "event": numbered})
                 entries.append(Entry())
             new_offset = offset + len(events) - 1
-            if new_offset != offset:
-                self._offsets.setdefault(store_id, {})[aggregate_id] = new_offset
-                if new_offset == 0:
-                    del self._offsets[store_id][aggregate_id]
             self._carried.positions.append((message, pour_timestamp))
             if new_offset != offset:
-                self._carried.offsets.append((store_id, aggregate_id, new_offset))
+                update = (store_id, aggregate_id, new_offset)
+                apply_offsets(self._offsets, [update])
+                self._carried.offsets.append(update)
             if events:  # the last output of this event carries it (and the dropped before)
                 entries[-1] = self._carried
                 self._carried = Entry()

@@ -104,7 +104,7 @@ def aws_client(
 
     region_name = fields.text("region_name")
     endpoint_url = fields.text("endpoint_url")
-    aws_conn_id = _aws_conn_id(fields)
+    aws_conn_id = aws_conn_id_of(fields)
     hook = AwsBaseHook(aws_conn_id=aws_conn_id, client_type=service, region_name=region_name)
     config = _with_defaults(hook.config, config_defaults or {})
     try:
@@ -120,7 +120,7 @@ def aws_client(
         ) from error
 
 
-def _aws_conn_id(fields: ConnectionFields) -> str | None:
+def aws_conn_id_of(fields: ConnectionFields) -> str | None:
     """The AWS connection id: ``aws_default`` unless set; empty for boto3's own chain. One set
     explicitly must exist (the amazon provider would silently fall back to boto3's chain)."""
     if "aws_conn_id" not in fields.values:

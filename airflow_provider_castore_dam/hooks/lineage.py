@@ -18,10 +18,9 @@ asking STS would be a network call.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_castore_dam.hooks.connection_fields import ConnectionFields
+from airflow_provider_castore_dam.hooks.connection_fields import ConnectionFields, aws_conn_id_of
 
 Dataset = tuple[str, str]
 """(namespace, name)."""
@@ -61,7 +60,7 @@ def region(fields: ConnectionFields) -> str:
     try:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-        aws_conn_id: Any = fields.text("aws_conn_id") or "aws_default"
-        return str(AwsBaseHook(aws_conn_id=aws_conn_id, client_type="sts").conn_region_name)
+        hook = AwsBaseHook(aws_conn_id=aws_conn_id_of(fields), client_type="sts")
+        return str(hook.conn_region_name)
     except Exception:  # no amazon provider, no such connection: the name still helps
         return "unknown"

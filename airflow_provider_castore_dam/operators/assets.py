@@ -23,6 +23,11 @@ def channel_asset(message_channel_conn_id: str, target: str | None = None) -> As
     return Asset(uri=f"{SCHEME}://{message_channel_conn_id}{path}")
 
 
+def poured_count(result: Mapping[str, Any]) -> int:
+    """The messages a pour's result says it poured, whichever utility it was."""
+    return int(result.get("poured_event_count", result.get("poured_aggregate_id_count", 0)))
+
+
 def asset_extra(result: Mapping[str, Any]) -> dict[str, Any]:
     """What an asset event of a pour carries: its utility, whether it was a dry run, the
     messages poured, and per event store the count and hash of its digest."""
@@ -30,9 +35,7 @@ def asset_extra(result: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "utility": digest.get("utility"),
         "dry_run": "dry_run" in result,
-        "poured_count": int(
-            result.get("poured_event_count", result.get("poured_aggregate_id_count", 0))
-        ),
+        "poured_count": poured_count(result),
         "event_stores": dict(digest.get("event_stores", {})),
     }
 

@@ -28,7 +28,11 @@ from airflow_provider_castore_dam.dam import (
 from airflow_provider_castore_dam.dam.checkpoints import CheckpointMismatchError
 from airflow_provider_castore_dam.hooks.event_store import CastoreEventStoreHook
 from airflow_provider_castore_dam.hooks.message_channel import CastoreMessageChannelHook
-from airflow_provider_castore_dam.operators.assets import asset_extra, attach_to_outlets
+from airflow_provider_castore_dam.operators.assets import (
+    asset_extra,
+    attach_to_outlets,
+    poured_count,
+)
 from airflow_provider_castore_dam.operators.checkpointing import TaskCheckpoints
 from airflow_provider_castore_dam.operators.lineage import PourLineage, operator_lineage
 from airflow_provider_castore_dam.operators.partitioned import PartitionedPour, partitioned_pour
@@ -55,10 +59,6 @@ def data_interval(context: Context) -> tuple[str, str] | None:
         return None
     last = end - dt.timedelta(milliseconds=1)
     return format_timestamp(start), format_timestamp(last)
-
-
-def _poured_count(result: Mapping[str, Any]) -> int:
-    return int(result.get("poured_event_count", result.get("poured_aggregate_id_count", 0)))
 
 
 class BasePourOperator(BaseOperator):
@@ -106,7 +106,7 @@ class BasePourOperator(BaseOperator):
         self.progress_interval = progress_interval
         self._progress: PourProgress | None = None
         self._opened_stores: list[EventStore] = []
-        self._lineage: PourLineage | None = None
+        self._poured: tuple[Mapping[str, Any], bool] | None = None
 
     def event_store(self, event_store_id: str) -> EventStore:
         """The store from the connection; closed (its connections released) when the pour
@@ -140,9 +140,11 @@ class BasePourOperator(BaseOperator):
             self.log.warning(
                 "No task instance in the context: a retry of this pour would start it over"
             )
+        # A dry run is its own count.
+        count_first = rendered_bool(self.count_first, "count_first") and not dry_run
+        total = self._count() if count_first else None
         counting = DryRunMessageChannel() if dry_run else None
         channel: MessageChannel = counting or self.message_channel()
-        total = self._count() if rendered_bool(self.count_first, "count_first") else None
         if rendered_bool(self.log_messages, "log_messages"):
             channel = LoggedMessageChannel(channel, self._log_message)
         self._progress = PourProgress(self._log_progress, self.progress_interval, total=total)
@@ -169,18 +171,19 @@ class BasePourOperator(BaseOperator):
         if counting is not None:
             result["dry_run"] = counting.summary()
             self.log.info("Dry run, nothing published: %s", result["dry_run"])
-        self._lineage = self._lineage_of(result, dry_run)
-        report = self._progress.final(_poured_count(result))
+        self._poured = (result, dry_run)
+        report = self._progress.final(poured_count(result))
         self.log.info("Pour done:\n%s", summary_table(result, report))
-        if attach_to_outlets(self.outlets, context.get("outlet_events"), asset_extra(result)):
-            self.log.info("Asset events carry the counts: %s", asset_extra(result))
+        extra = asset_extra(result)
+        if attach_to_outlets(self.outlets, context.get("outlet_events"), extra):
+            self.log.info("Asset events carry the counts: %s", extra)
         self.log.info("Result: %s", result)
         return result
 
     def lineage_outputs(self, result: Mapping[str, Any]) -> dict[tuple[str, str], int]:
         """Per OpenLineage dataset written, the messages poured into it: the channel's."""
         channel = CastoreMessageChannelHook(self.message_channel_conn_id).lineage_dataset()
-        return {channel: _poured_count(result)}
+        return {channel: poured_count(result)}
 
     def _lineage_of(self, result: Mapping[str, Any], dry_run: bool) -> PourLineage | None:
         """What the pour read and wrote, for OpenLineage; None (and a warning) when the
@@ -201,13 +204,17 @@ class BasePourOperator(BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Inputs: the stores read; outputs: the queue, bus or store written, with the
-        messages poured as row count (see :mod:`~.lineage`)."""
-        return operator_lineage(self._lineage)
+        messages poured as row count (see :mod:`~.lineage`); worked out here, where only the
+        OpenLineage provider asks, from the result ``execute`` kept."""
+        return operator_lineage(None if self._poured is None else self._lineage_of(*self._poured))
 
     def _count(self) -> int:
         """What the pour will publish, counted by a dry run of it first."""
-        counted = self.pour(DryRunMessageChannel(), None)
-        total = _poured_count(counted)
+        try:
+            counted = self.pour(DryRunMessageChannel(), None)
+        finally:
+            self._close_stores()
+        total = poured_count(counted)
         self.log.info("A dry run counted %d messages to pour", total)
         return total
 

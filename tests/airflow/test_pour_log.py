@@ -55,6 +55,15 @@ def test_messages_are_logged_only_when_asked_on_any_channel(sqs_channel, capsys)
     assert "'eventStoreId': 'POKEMONS'" in published[0]
 
 
+def test_a_dry_run_is_its_own_count(sqs_channel, capsys):
+    log = run(capsys, count_first=True, dry_run=True)
+
+    assert lines(log, "A dry run counted") == []
+    progress = lines(log, "Poured ")
+    assert progress and all(" of " not in line for line in progress)
+    assert lines(log, "Dry run, nothing published")
+
+
 def test_counting_first_gives_percent_and_time_left_and_a_summary_table(sqs_channel, capsys):
     log = run(capsys, count_first=True, rate_limit=20)
 
