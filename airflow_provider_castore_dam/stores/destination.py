@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from airflow_provider_castore_dam.errors import EventAlreadyExistsError, InvalidPourInputError
-from airflow_provider_castore_dam.protocols import EventDetail, Message
+from airflow_provider_castore_dam.protocols import EventDetail, Message, check_max_in_flight
+from airflow_provider_castore_dam.retry import RetryPolicy
 from airflow_provider_castore_dam.timestamps import normalize_timestamp
 
 CONFLICT_POLICIES = ("fail", "skip_identical", "overwrite")
@@ -145,3 +146,28 @@ def settle_conflict(written: Written, identical: bool, policy: str, repeats_allo
             "'skip_identical' takes it as written)"
         )
     raise already_exists(written, reason)
+
+
+class EventStoreDestination:
+    """The message channel side of a destination: the conflict policy, the calls in flight,
+    the retry policy and the repeats; a store's destination writes the events
+    (:meth:`_write_events`)."""
+
+    max_batch_size: int
+
+    def __init__(self, conflict: str, max_in_flight: int, retry_policy: RetryPolicy | None) -> None:
+        self._conflict = parse_conflict_policy(conflict)
+        self.max_in_flight = check_max_in_flight(max_in_flight)
+        self._retry_policy = retry_policy or RetryPolicy()
+        self._repeats = Repeats()
+
+    def expect_repeats(self, count: int) -> None:
+        """The next ``count`` messages may repeat writes of an interrupted try."""
+        self._repeats.expect(count)
+
+    def publish_messages(self, messages: Sequence[Message], *, replay: bool) -> None:
+        events = without_duplicates(events_to_write(messages))
+        self._write_events(events, repeats_allowed=self._repeats.take(len(messages)))
+
+    def _write_events(self, events: list[Written], repeats_allowed: bool) -> None:
+        raise NotImplementedError

@@ -18,7 +18,7 @@ nothing else may write the destination's events during a migration.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,6 @@ from airflow_provider_castore_dam.errors import (
     InvalidPourInputError,
     MessageChannelError,
 )
-from airflow_provider_castore_dam.protocols import Message, check_max_in_flight
 from airflow_provider_castore_dam.retry import (
     Failure,
     RetryPolicy,
@@ -36,12 +35,9 @@ from airflow_provider_castore_dam.retry import (
     gave_up_note,
 )
 from airflow_provider_castore_dam.stores.destination import (
-    Repeats,
+    EventStoreDestination,
     Written,
-    events_to_write,
-    parse_conflict_policy,
     settle_conflict,
-    without_duplicates,
 )
 from airflow_provider_castore_dam.stores.dynamodb.layout import LAYOUTS, Layout, StoreKeys
 from airflow_provider_castore_dam.stores.dynamodb.table import make_client
@@ -108,7 +104,7 @@ def _classify(error: BaseException) -> Failure:
     return classify_aws_error(error)
 
 
-class DynamoDBEventStoreDestination:
+class DynamoDBEventStoreDestination(EventStoreDestination):
     """Writes poured events into DynamoDB tables in Castore's ``layout``: ``table_name`` is
     the single table, or (legacy, one table per event store) a mapping of event store id to
     table, or a name in which ``{event_store_id}`` stands for each store's id, or one table
@@ -135,18 +131,15 @@ class DynamoDBEventStoreDestination:
             raise InvalidPourInputError(
                 f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}"
             )
+        super().__init__(conflict, max_in_flight, retry_policy)
         self._layout: Layout = layout
         self._tables = _tables(table_name, self._layout)
-        self._conflict = parse_conflict_policy(conflict)
-        self.max_in_flight = check_max_in_flight(max_in_flight)
         if client is None:
             try:
                 client = make_client(session, region_name, endpoint_url, client_config, 3.0, 30.0)
             except EventStoreError as error:
                 raise InvalidPourInputError(str(error)) from error
         self._client = client
-        self._retry_policy = retry_policy or RetryPolicy()
-        self._repeats = Repeats()
 
     def __repr__(self) -> str:
         return (
@@ -154,13 +147,7 @@ class DynamoDBEventStoreDestination:
             f"conflict={self._conflict!r})"
         )
 
-    def expect_repeats(self, count: int) -> None:
-        """The next ``count`` messages may repeat writes of an interrupted try."""
-        self._repeats.expect(count)
-
-    def publish_messages(self, messages: Sequence[Message], *, replay: bool) -> None:
-        events = without_duplicates(events_to_write(messages))
-        repeats_allowed = self._repeats.take(len(messages))
+    def _write_events(self, events: list[Written], repeats_allowed: bool) -> None:
         by_table: dict[str, list[tuple[Written, Item]]] = {}
         for written in events:
             table = self._table_of(written.event_store_id)

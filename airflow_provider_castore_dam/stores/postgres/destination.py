@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import queue
-from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -32,15 +31,11 @@ from airflow_provider_castore_dam.errors import (
     InvalidPourInputError,
     MessageChannelError,
 )
-from airflow_provider_castore_dam.protocols import Message, check_max_in_flight
 from airflow_provider_castore_dam.retry import RetryPolicy, call_with_retries, gave_up_note
 from airflow_provider_castore_dam.stores.destination import (
-    Repeats,
+    EventStoreDestination,
     Written,
-    events_to_write,
-    parse_conflict_policy,
     settle_conflict,
-    without_duplicates,
 )
 from airflow_provider_castore_dam.stores.postgres.connection import (
     build_conninfo,
@@ -87,7 +82,7 @@ def _json(event: dict[str, Any], key: str) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-class PostgresEventStoreDestination:
+class PostgresEventStoreDestination(EventStoreDestination):
     """Writes poured events into ``table`` (``"event"``, ``"schema.table"``) of a PostgreSQL
     database in Castore's layout; ``conflict``: ``fail``, ``skip_identical`` or
     ``overwrite``. Connection as for :class:`~.store.PostgresEventStore` (``conninfo``
@@ -107,7 +102,7 @@ class PostgresEventStoreDestination:
         retry_policy: RetryPolicy | None = None,
         **parts: Any,
     ) -> None:
-        self._conflict = parse_conflict_policy(conflict)
+        super().__init__(conflict, max_in_flight, retry_policy)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidPourInputError(
                 f"batch_size must be a positive integer, not {batch_size!r}"
@@ -116,11 +111,8 @@ class PostgresEventStoreDestination:
         self._conninfo = build_conninfo(conninfo, connect_timeout, **parts)
         self._table_parts = split_table(table)
         self._table = sql.Identifier(*self._table_parts)
-        self._retry_policy = retry_policy or RetryPolicy()
-        self.max_in_flight = check_max_in_flight(max_in_flight)
         self._idle: queue.SimpleQueue[psycopg.Connection[Any]] = queue.SimpleQueue()
         self._opened: list[psycopg.Connection[Any]] = []
-        self._repeats = Repeats()
 
     def __repr__(self) -> str:
         return (
@@ -138,13 +130,7 @@ class PostgresEventStoreDestination:
         while self._opened:
             self._opened.pop().close()
 
-    def expect_repeats(self, count: int) -> None:
-        """The next ``count`` messages may repeat writes of an interrupted try."""
-        self._repeats.expect(count)
-
-    def publish_messages(self, messages: Sequence[Message], *, replay: bool) -> None:
-        events = without_duplicates(events_to_write(messages))
-        repeats_allowed = self._repeats.take(len(messages))
+    def _write_events(self, events: list[Written], repeats_allowed: bool) -> None:
         attempt = 0
 
         def write() -> None:
