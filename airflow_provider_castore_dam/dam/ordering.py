@@ -73,24 +73,36 @@ def pour_batches(
     checkpoint ledger what is in flight."""
     with pourer:
         for batch in batches:
-            if transformer is None:
-                messages = batch.messages
-                if ledger is not None:
-                    ledger.add(messages, batch.pour_timestamps)
-            else:
-                try:
-                    messages, entries = transformer.apply(batch.messages, batch.pour_timestamps)
-                except TransformError as error:  # pour what came before the event, then stop
-                    messages, entries = error.before
-                    if ledger is not None:
-                        ledger.add_entries(entries)
-                    pourer.pour_many(messages)
-                    pourer.flush()
-                    raise
-                if ledger is not None:
-                    ledger.add_entries(entries)
-            pourer.pour_many(messages)
+            pour_batch(batch.messages, batch.pour_timestamps, pourer, ledger, transformer)
         pourer.flush()
+
+
+def pour_batch(
+    messages: Sequence[Message],
+    pour_timestamps: Sequence[str] | None,
+    pourer: MessagePourer,
+    ledger: CheckpointLedger | None,
+    transformer: Transformer | None,
+) -> None:
+    """Publish messages in pour order (transformed, with a transformer), telling the
+    checkpoint ledger what is in flight. When the transform fails on an event, what came
+    before it is published, then the error is raised."""
+    if transformer is None:
+        if ledger is not None:
+            ledger.add(messages, pour_timestamps)
+        pourer.pour_many(messages)
+        return
+    failed = None
+    try:
+        outputs, entries = transformer.apply(messages, pour_timestamps or [None] * len(messages))
+    except TransformError as error:
+        (outputs, entries), failed = error.before, error
+    if ledger is not None:
+        ledger.add_entries(entries)
+    pourer.pour_many(outputs)
+    if failed is not None:
+        pourer.flush()
+        raise failed
 
 
 def _notification_batches(

@@ -20,10 +20,11 @@ from airflow_provider_castore_dam.dam.inputs import (
 )
 from airflow_provider_castore_dam.dam.interruption import interrupted_by_channel
 from airflow_provider_castore_dam.dam.messages import notification_message
+from airflow_provider_castore_dam.dam.ordering import pour_batch
 from airflow_provider_castore_dam.dam.progress import PourProgress
 from airflow_provider_castore_dam.dam.reading import iter_aggregate_events
 from airflow_provider_castore_dam.dam.results import AggregateEventsPourResult
-from airflow_provider_castore_dam.dam.transforms import TransformError, parse_transforms
+from airflow_provider_castore_dam.dam.transforms import parse_transforms
 from airflow_provider_castore_dam.protocols import EventDetail, EventStore, MessageChannel
 
 UTILITY = "pour_aggregate_events"
@@ -102,18 +103,6 @@ def pour_aggregate_events(
                 and (selection is None or selection.keeps_type(event["type"]))
             ):
                 message = notification_message(store_id, event)
-                if transformer is None:
-                    if ledger is not None:
-                        ledger.add([message])
-                    pourer.pour(message)
-                    continue
-                try:
-                    messages, entries = transformer.apply([message], [None])
-                except TransformError:  # what came before is published, then the pour stops
-                    pourer.flush()
-                    raise
-                if ledger is not None:
-                    ledger.add_entries(entries)
-                pourer.pour_many(messages)
+                pour_batch([message], None, pourer, ledger, transformer)
         pourer.flush()
     return result()

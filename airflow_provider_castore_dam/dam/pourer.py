@@ -119,9 +119,11 @@ class MessagePourer:
         if self._window is not None:
             self._fill(messages)
             return
-        pending = self._batch + list(messages) if self._batch else list(messages)
+        self._batch.extend(messages)
+        if len(self._batch) < self._batch_size:
+            return
+        pending, self._batch = self._batch, []
         size, start = self._batch_size, 0
-        self._batch = []
         while len(pending) - start >= size:
             self._publish_now(pending[start : start + size])
             start += size
